@@ -1,0 +1,147 @@
+"""contextlake command line: run the lake, apply migrations, inspect freshness, compact, verify."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from collections.abc import Callable
+
+import psycopg
+
+from app import database, migrate
+from app.embedded import EmbeddedError, find_bindir
+from app.queries import query
+from app.table import render
+
+
+def _print_query(conn: psycopg.Connection, name: str) -> int:
+    cur = conn.execute(query(name))
+    rows = cur.fetchall()
+    print(render([d.name for d in cur.description or []], rows))
+    return len(rows)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    dsn = database.database_url(start=True)
+    migrate.upgrade(dsn)
+    print(f"lake is up and migrated: {dsn}")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    if not database.uses_embedded():
+        print("DATABASE_URL is set: that server is not ours to stop")
+        return 0
+    database.embedded_cluster().stop()
+    print("embedded lake stopped")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    dsn = database.database_url()
+    todo = migrate.pending(dsn)
+    migrate.upgrade(dsn, args.target)
+    print(f"applied {len(todo)} migration(s): {', '.join(todo) or 'none pending'}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from app import demo
+
+    dsn = database.database_url()
+    try:
+        demo.run(dsn, seed=args.seed, live_seconds=args.live_seconds)
+    finally:
+        if database.uses_embedded() and not args.keep_running:
+            database.embedded_cluster().stop()
+            print("\nembedded lake stopped (use --keep-running to keep it)")
+    return 0
+
+
+def cmd_psql(args: argparse.Namespace) -> int:
+    dsn = database.database_url()
+    exe = shutil.which("psql")
+    if exe is None:
+        exe = str(find_bindir() / "psql")
+    os.execv(exe, [exe, dsn, *args.psql_args])
+    return 0  # not reached
+
+
+def cmd_freshness(args: argparse.Namespace) -> int:
+    with psycopg.connect(database.database_url()) as conn:
+        print("feature freshness (lake.feature_freshness)")
+        _print_query(conn, "freshness")
+        print("\ningest lag (lake.ingest_lag)")
+        _print_query(conn, "ingest_lag")
+    return 0
+
+
+def cmd_compact(args: argparse.Namespace) -> int:
+    with psycopg.connect(database.database_url()) as conn:
+        _print_query(conn, "compact")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    with psycopg.connect(database.database_url()) as conn:
+        print("state recomputed from raw events (lake.verify_state):")
+        bad = _print_query(conn, "verify_state")
+        print("\nread path (lake.read_path_problems):")
+        bad += _print_query(conn, "read_path_problems")
+    print("\nverify: " + ("MISMATCH" if bad else "every maintained feature equals its recomputation"))
+    return 1 if bad else 0
+
+
+COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
+    "up": (cmd_up, "start the lake (embedded unless DATABASE_URL is set) and apply the migrations"),
+    "down": (cmd_down, "stop the embedded lake"),
+    "migrate": (cmd_migrate, "apply pending migrations (each in a transaction; edited ones are refused)"),
+    "demo": (cmd_demo, "start the lake, land a generated stream of card transactions, print vectors with ages"),
+    "psql": (cmd_psql, "open psql on the lake"),
+    "freshness": (cmd_freshness, "print per-feature freshness and per-source ingest lag"),
+    "compact": (cmd_compact, "drop raw events and tiles no read needs any more"),
+    "verify": (cmd_verify, "recompute every maintained feature from raw events; exit 1 on any difference"),
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="contextlake",
+        description="Transactional SQL serving layer for real-time ML decisions. "
+        "Uses DATABASE_URL when set, else an embedded PostgreSQL in CONTEXTLAKE_HOME (default ./.contextlake).",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        if name == "migrate":
+            sp.add_argument("--target", default="head", help="revision to migrate to (default: head)")
+        if name == "demo":
+            sp.add_argument("--seed", type=int, default=7, help="seed of the generated stream (default 7)")
+            sp.add_argument(
+                "--live-seconds", type=float, default=3.0, help="seconds of live single-row ingest (default 3)"
+            )
+            sp.add_argument("--keep-running", action="store_true", help="leave the embedded lake running afterwards")
+        if name == "psql":
+            sp.add_argument("psql_args", nargs=argparse.REMAINDER, help="arguments passed on to psql")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    func = COMMANDS[args.command][0]
+    try:
+        return func(args)
+    except (EmbeddedError, psycopg.OperationalError) as exc:
+        print(f"contextlake: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a clear one-line message for definition and migration errors
+        if type(exc).__name__ in {"MigrationChecksumError"} or isinstance(exc, psycopg.Error):
+            print(f"contextlake: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,348 @@
+-- contextlake engine, part 2: per-source feature state.
+-- Every event source gets one tile table in lake_gen: for each entity one
+-- lifetime row (grain 0) and one row per time tile of every grain it keeps.
+-- A statement-level trigger folds each inserted batch into those rows in the
+-- landing transaction; generated STABLE helpers read any window exactly.
+
+-- ===========================================================================
+-- Small helpers
+-- ===========================================================================
+
+-- Type of a column of a table, or a clear error naming the table's columns.
+CREATE FUNCTION lake._column_type(p_table regclass, p_column name) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    t text;
+BEGIN
+    SELECT format_type(a.atttypid, a.atttypmod) INTO t
+      FROM pg_attribute a
+     WHERE a.attrelid = p_table AND a.attname = p_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF t IS NULL THEN
+        RAISE EXCEPTION 'column "%" does not exist in source table %', p_column, p_table
+            USING HINT = 'columns are: ' || (SELECT string_agg(attname, ', ' ORDER BY attnum)
+                                                FROM pg_attribute
+                                               WHERE attrelid = p_table AND attnum > 0 AND NOT attisdropped),
+                  ERRCODE = 'undefined_column';
+    END IF;
+    RETURN t;
+END
+$$;
+COMMENT ON FUNCTION lake._column_type(regclass, name) IS 'column type (with its modifier, e.g. character(2)) that fails with the list of real columns, for definition errors';
+
+-- Whether sum() applies to the type, and the type the state keeps the sum in.
+CREATE FUNCTION lake._sum_type(p_type regtype) RETURNS regtype
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE
+        WHEN p_type IN ('real'::regtype, 'double precision'::regtype) THEN 'double precision'::regtype
+        WHEN p_type IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype, 'numeric'::regtype) THEN 'numeric'::regtype
+    END
+$$;
+COMMENT ON FUNCTION lake._sum_type(regtype) IS 'numeric types are summed (floats as double precision, integers and numeric as numeric); NULL means not summable';
+
+-- Whether min()/max() exist for the type.
+CREATE FUNCTION lake._has_minmax(p_type regtype) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_aggregate a JOIN pg_proc p ON p.oid = a.aggfnoid
+                    WHERE p.proname = 'min' AND p.pronamespace = 'pg_catalog'::regnamespace
+                      AND p.proargtypes[0] = p_type)
+$$;
+COMMENT ON FUNCTION lake._has_minmax(regtype) IS 'min and max are kept only for types that have them';
+
+-- Start of the tile of p_grain seconds that holds p_time (grain 0: the lifetime row).
+CREATE FUNCTION lake.tile_start(p_time timestamptz, p_grain int) RETURNS timestamptz
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN p_grain = 0 THEN '-infinity'::timestamptz
+                ELSE date_bin(make_interval(secs => p_grain), p_time, timestamptz 'epoch') END
+$$;
+COMMENT ON FUNCTION lake.tile_start(timestamptz, int) IS 'tiles are aligned to the Unix epoch so every grain nests in the coarser ones';
+
+-- The tile grain a window is read from: the largest standard grain with at least 4 tiles in the window.
+CREATE FUNCTION lake.grain_for(p_window interval) RETURNS int
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT coalesce(max(g), 1)
+      FROM unnest('{1,10,60,300,3600,86400}'::int[]) AS g
+     WHERE extract(epoch FROM p_window) >= 4 * g
+$$;
+COMMENT ON FUNCTION lake.grain_for(interval) IS 'bounds both the tiles a window sums (few) and the raw events its edges scan (at most one tile wide)';
+
+-- ===========================================================================
+-- Code generation: the column lists of one source's state
+-- ===========================================================================
+CREATE TYPE lake._state_sql AS (
+    agg_columns  text,  -- column definitions of the aggregate composite
+    agg_names    text,  -- column names of the aggregate composite
+    dst_columns  text,  -- column definitions of the distinct-value arrays ('' if none)
+    dst_names    text,  -- their names, each with a leading comma ('' if none)
+    fold_raw     text,  -- aggregates that fold raw events (alias e) into one state row
+    fold_dst     text,  -- distinct-array aggregates over raw events, leading comma
+    raw_as_state text,  -- one raw event (alias e) written as a state row
+    merge_state  text,  -- aggregates that merge state rows (alias x) into one
+    on_conflict  text   -- SET list adding an excluded state row to a stored one (alias t)
+);
+
+CREATE FUNCTION lake._state_sql(p_source text) RETURNS lake._state_sql
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    s lake.sources;
+    r lake._state_sql;
+    c name;
+    ct text;
+    st regtype;
+    t text;
+    id_t text;
+    ord_e text;
+    ord_x text;
+BEGIN
+    SELECT * INTO STRICT s FROM lake.sources WHERE name = p_source;
+    t := format('e.%I', s.time_column);
+    id_t := lake._column_type(s.table_name, s.id_column);
+    ord_e := format(' ORDER BY e.%I DESC, e.%I DESC))[1]', s.time_column, s.id_column);
+    ord_x := ' ORDER BY x.last_t DESC, x.last_id DESC))[1]';
+    r.agg_columns := format('n bigint, first_t timestamptz, last_t timestamptz, last_id %s', id_t);
+    r.agg_names := 'n, first_t, last_t, last_id';
+    r.fold_raw := format('count(*), min(%s), max(%s), (array_agg(e.%I%s', t, t, s.id_column, ord_e);
+    r.raw_as_state := format('1::bigint, %s, %s, e.%I', t, t, s.id_column);
+    r.merge_state := 'sum(x.n)::bigint, min(x.first_t), max(x.last_t), (array_agg(x.last_id' || ord_x;
+    r.on_conflict := 'n = t.n + excluded.n, first_t = least(t.first_t, excluded.first_t), '
+        || 'last_t = greatest(t.last_t, excluded.last_t), '
+        || 'last_id = CASE WHEN (excluded.last_t, excluded.last_id) > (t.last_t, t.last_id) THEN excluded.last_id ELSE t.last_id END';
+    r.dst_columns := '';
+    r.dst_names := '';
+    r.fold_dst := '';
+
+    FOREACH c IN ARRAY s.tracked_columns LOOP
+        ct := lake._column_type(s.table_name, c);
+        st := lake._sum_type(ct::regtype);
+        r.agg_columns := r.agg_columns || format(', %I bigint', 'cnt_' || c);
+        r.agg_names := r.agg_names || format(', %I', 'cnt_' || c);
+        r.fold_raw := r.fold_raw || format(', count(e.%I)', c);
+        r.raw_as_state := r.raw_as_state || format(', (e.%I IS NOT NULL)::int::bigint', c);
+        r.merge_state := r.merge_state || format(', sum(x.%I)::bigint', 'cnt_' || c);
+        r.on_conflict := r.on_conflict || format(', %1$I = t.%1$I + excluded.%1$I', 'cnt_' || c);
+        IF st IS NOT NULL THEN
+            r.agg_columns := r.agg_columns || format(', %I %s', 'sum_' || c, st);
+            r.agg_names := r.agg_names || format(', %I', 'sum_' || c);
+            r.fold_raw := r.fold_raw || format(', sum(e.%I)::%s', c, st);
+            r.raw_as_state := r.raw_as_state || format(', e.%I::%s', c, st);
+            r.merge_state := r.merge_state || format(', sum(x.%I)', 'sum_' || c);
+            r.on_conflict := r.on_conflict || format(
+                ', %1$I = CASE WHEN t.%1$I IS NULL THEN excluded.%1$I WHEN excluded.%1$I IS NULL THEN t.%1$I ELSE t.%1$I + excluded.%1$I END',
+                'sum_' || c);
+        END IF;
+        IF lake._has_minmax(ct::regtype) THEN
+            r.agg_columns := r.agg_columns || format(', %I %s, %I %s', 'min_' || c, ct, 'max_' || c, ct);
+            r.agg_names := r.agg_names || format(', %I, %I', 'min_' || c, 'max_' || c);
+            r.fold_raw := r.fold_raw || format(', min(e.%1$I), max(e.%1$I)', c);
+            r.raw_as_state := r.raw_as_state || format(', e.%1$I, e.%1$I', c);
+            r.merge_state := r.merge_state || format(', min(x.%I), max(x.%I)', 'min_' || c, 'max_' || c);
+            r.on_conflict := r.on_conflict || format(', %1$I = least(t.%1$I, excluded.%1$I), %2$I = greatest(t.%2$I, excluded.%2$I)',
+                                                     'min_' || c, 'max_' || c);
+        END IF;
+        r.agg_columns := r.agg_columns || format(', %I %s', 'last_' || c, ct);
+        r.agg_names := r.agg_names || format(', %I', 'last_' || c);
+        r.fold_raw := r.fold_raw || format(', (array_agg(e.%I%s', c, ord_e);
+        r.raw_as_state := r.raw_as_state || format(', e.%I', c);
+        r.merge_state := r.merge_state || format(', (array_agg(x.%I%s', 'last_' || c, ord_x);
+        r.on_conflict := r.on_conflict || format(
+            ', %1$I = CASE WHEN (excluded.last_t, excluded.last_id) > (t.last_t, t.last_id) THEN excluded.%1$I ELSE t.%1$I END',
+            'last_' || c);
+    END LOOP;
+
+    FOREACH c IN ARRAY s.distinct_columns LOOP
+        ct := lake._column_type(s.table_name, c);
+        r.dst_columns := r.dst_columns || format(', %I %s[]', 'dst_' || c, ct);
+        r.dst_names := r.dst_names || format(', %I', 'dst_' || c);
+        r.fold_dst := r.fold_dst || format(', CASE WHEN g.grain = 0 THEN NULL ELSE array_agg(DISTINCT e.%1$I) FILTER (WHERE e.%1$I IS NOT NULL) END', c);
+        r.on_conflict := r.on_conflict || format(
+            ', %1$I = CASE WHEN excluded.%1$I IS NULL THEN t.%1$I WHEN t.%1$I IS NULL THEN excluded.%1$I '
+            || 'WHEN excluded.%1$I <@ t.%1$I THEN t.%1$I ELSE ARRAY(SELECT DISTINCT v FROM unnest(t.%1$I || excluded.%1$I) AS v) END',
+            'dst_' || c);
+    END LOOP;
+    RETURN r;
+END
+$$;
+COMMENT ON FUNCTION lake._state_sql(text) IS 'SQL fragments for one source''s state, shared by the trigger, the rebuild and the read helpers so they cannot drift apart';
+
+-- ===========================================================================
+-- Code generation: tile table, maintenance trigger, read helpers
+-- ===========================================================================
+
+-- The INSERT ... ON CONFLICT that folds rows of p_from (a transition table or the landing table) into state.
+CREATE FUNCTION lake._fold_sql(p_source text, p_from text) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    s lake.sources;
+    q lake._state_sql := lake._state_sql(p_source);
+BEGIN
+    SELECT * INTO STRICT s FROM lake.sources WHERE name = p_source;
+    -- Rows are grouped per (entity, grain, tile) and upserted in key order, so a
+    -- batch costs one upsert per touched state row and concurrent batches lock
+    -- rows in the same order (no deadlocks).
+    RETURN format(
+        'INSERT INTO lake_gen.%1$I AS t (entity, grain, tile_start, %2$s%3$s) '
+        || 'SELECT e.%4$I, g.grain, lake.tile_start(e.%5$I, g.grain), %6$s%7$s '
+        || 'FROM %8$s AS e CROSS JOIN unnest(%9$L::int[]) AS g(grain) '
+        || 'GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 '
+        || 'ON CONFLICT (entity, grain, tile_start) DO UPDATE SET %10$s',
+        p_source || '_tiles', q.agg_names, q.dst_names, s.entity_column, s.time_column,
+        q.fold_raw, q.fold_dst, p_from, array_prepend(0, s.grains), q.on_conflict);
+END
+$$;
+COMMENT ON FUNCTION lake._fold_sql(text, text) IS 'the one set-wise upsert that maintains a source''s state, from a batch of events';
+
+-- (Re)creates every generated object of an event source and rebuilds its state from the landing table.
+CREATE FUNCTION lake._generate_source(p_source text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    s lake.sources;
+    q lake._state_sql := lake._state_sql(p_source);
+    key_t text;
+    n bigint;
+    trig text := 'lake_maintain_' || p_source;
+    guard text := 'lake_append_only_' || p_source;
+    c text;
+    raw_c text;
+BEGIN
+    SELECT * INTO STRICT s FROM lake.sources WHERE name = p_source;
+    key_t := lake._column_type(s.table_name, s.entity_column);
+
+    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', trig, s.table_name);
+    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', guard, s.table_name);
+    EXECUTE format('DROP TABLE IF EXISTS lake_gen.%I', p_source || '_tiles');
+    EXECUTE format('DROP TYPE IF EXISTS lake_gen.%I CASCADE', p_source || '_agg');
+    FOR c IN SELECT p.oid::regprocedure::text FROM pg_proc p
+              WHERE p.pronamespace = 'lake_gen'::regnamespace AND p.proname LIKE replace(p_source, '_', '\_') || '\_distinct\_%' LOOP
+        EXECUTE 'DROP FUNCTION ' || c;
+    END LOOP;
+
+    EXECUTE format('CREATE TYPE lake_gen.%I AS (%s)', p_source || '_agg', q.agg_columns);
+    EXECUTE format('COMMENT ON TYPE lake_gen.%I IS %L', p_source || '_agg',
+                   'aggregate of a set of ' || p_source || ' events: the shape of one state row and of any window read');
+    EXECUTE format(
+        'CREATE TABLE lake_gen.%I (entity %s NOT NULL, grain int NOT NULL, tile_start timestamptz NOT NULL, %s%s, '
+        || 'PRIMARY KEY (entity, grain, tile_start)) WITH (fillfactor = 80)',
+        p_source || '_tiles', key_t, q.agg_columns, q.dst_columns);
+    EXECUTE format('COMMENT ON TABLE lake_gen.%I IS %L', p_source || '_tiles',
+                   'state of source ' || p_source || ': per entity a lifetime row (grain 0) and time tiles of grains '
+                   || array_to_string(s.grains, ', ') || ' s, maintained by trigger ' || trig);
+
+    -- Maintenance: one statement-level trigger, so a batch of N rows is one set-wise upsert.
+    EXECUTE format(
+        'CREATE OR REPLACE FUNCTION lake_gen.%I() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN %s; RETURN NULL; END $f$',
+        p_source || '_maintain', lake._fold_sql(p_source, 'new_rows'));
+    EXECUTE format('COMMENT ON FUNCTION lake_gen.%I() IS %L', p_source || '_maintain',
+                   'folds the events of one INSERT/COPY statement into ' || p_source || ' state, in the same transaction');
+    EXECUTE format(
+        'CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION lake_gen.%I()',
+        trig, s.table_name, p_source || '_maintain');
+    EXECUTE format(
+        'CREATE TRIGGER %I BEFORE UPDATE OR DELETE OR TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION lake._refuse_change()',
+        guard, s.table_name);
+
+    -- Window read: tiles fully inside (lo, hi] plus the raw events of the partial tiles at both edges.
+    raw_c := q.raw_as_state;
+    EXECUTE format($g$
+CREATE FUNCTION lake_gen.%1$I(p_entity %2$s, p_lo timestamptz, p_hi timestamptz, p_grain int, p_last timestamptz)
+RETURNS lake_gen.%3$I LANGUAGE plpgsql STABLE AS $f$
+DECLARE
+    g interval := make_interval(secs => p_grain);
+    a timestamptz;
+    b timestamptz;
+    r lake_gen.%3$I;
+BEGIN
+    -- a: first tile starting after lo; b: first tile not entirely at or before hi.
+    -- When hi is at or after the entity's newest event every stored tile is complete up to hi.
+    a := CASE WHEN p_lo = '-infinity' THEN '-infinity' ELSE date_bin(g, p_lo, timestamptz 'epoch') + g END;
+    b := CASE WHEN p_last IS NULL OR p_hi >= p_last THEN 'infinity'
+              ELSE date_bin(g, p_hi + interval '1 microsecond', timestamptz 'epoch') END;
+    SELECT %4$s INTO r FROM (
+        SELECT %5$s FROM lake_gen.%6$I
+         WHERE entity = p_entity AND grain = p_grain AND tile_start >= a AND tile_start < b
+        UNION ALL
+        SELECT %7$s FROM %8$s AS e
+         WHERE e.%9$I = p_entity AND e.%10$I > p_lo AND e.%10$I < least(a, p_hi + interval '1 microsecond')
+        UNION ALL
+        SELECT %7$s FROM %8$s AS e
+         WHERE e.%9$I = p_entity AND e.%10$I >= greatest(a, b) AND e.%10$I <= p_hi
+    ) AS x;
+    RETURN r;
+END $f$ $g$,
+        p_source || '_window', key_t, p_source || '_agg', q.merge_state, q.agg_names, p_source || '_tiles',
+        raw_c, s.table_name, s.entity_column, s.time_column);
+    EXECUTE format('COMMENT ON FUNCTION lake_gen.%I(%s, timestamptz, timestamptz, int, timestamptz) IS %L',
+                   p_source || '_window', key_t,
+                   'exact aggregate of ' || p_source || ' events in (lo, hi] for one entity, from tiles of one grain plus raw edges');
+
+    -- Lifetime read: the lifetime row, or day tiles plus raw events when reading as of an earlier time.
+    EXECUTE format($g$
+CREATE FUNCTION lake_gen.%1$I(p_entity %2$s, p_as_of timestamptz)
+RETURNS lake_gen.%3$I LANGUAGE plpgsql STABLE AS $f$
+DECLARE
+    r lake_gen.%3$I;
+BEGIN
+    SELECT %4$s INTO r FROM lake_gen.%5$I WHERE entity = p_entity AND grain = 0 AND tile_start = '-infinity';
+    IF r.last_t IS NULL OR r.last_t <= p_as_of THEN
+        RETURN r;
+    END IF;
+    RETURN lake_gen.%6$I(p_entity, '-infinity', p_as_of, 86400, r.last_t);
+END $f$ $g$,
+        p_source || '_lifetime', key_t, p_source || '_agg', q.agg_names, p_source || '_tiles', p_source || '_window');
+    EXECUTE format('COMMENT ON FUNCTION lake_gen.%I(%s, timestamptz) IS %L', p_source || '_lifetime', key_t,
+                   'aggregate of every ' || p_source || ' event of one entity up to as_of (the entity''s newest event time is last_t)');
+
+    -- Distinct count per distinct column: unions the tiles' value arrays with the raw edges.
+    FOREACH c IN ARRAY s.distinct_columns LOOP
+        EXECUTE format($g$
+CREATE FUNCTION lake_gen.%1$I(p_entity %2$s, p_lo timestamptz, p_hi timestamptz, p_grain int, p_last timestamptz)
+RETURNS bigint LANGUAGE plpgsql STABLE AS $f$
+DECLARE
+    g interval := make_interval(secs => p_grain);
+    a timestamptz;
+    b timestamptz;
+    n bigint;
+BEGIN
+    a := CASE WHEN p_lo = '-infinity' THEN '-infinity' ELSE date_bin(g, p_lo, timestamptz 'epoch') + g END;
+    b := CASE WHEN p_last IS NULL OR p_hi >= p_last THEN 'infinity'
+              ELSE date_bin(g, p_hi + interval '1 microsecond', timestamptz 'epoch') END;
+    SELECT count(DISTINCT v) INTO n FROM (
+        SELECT unnest(%3$I) AS v FROM lake_gen.%4$I
+         WHERE entity = p_entity AND grain = p_grain AND tile_start >= a AND tile_start < b
+        UNION ALL
+        SELECT e.%5$I FROM %6$s AS e
+         WHERE e.%7$I = p_entity AND e.%8$I > p_lo AND e.%8$I < least(a, p_hi + interval '1 microsecond')
+        UNION ALL
+        SELECT e.%5$I FROM %6$s AS e
+         WHERE e.%7$I = p_entity AND e.%8$I >= greatest(a, b) AND e.%8$I <= p_hi
+    ) AS x;
+    RETURN n;
+END $f$ $g$,
+            p_source || '_distinct_' || c, key_t, 'dst_' || c, p_source || '_tiles', c, s.table_name,
+            s.entity_column, s.time_column);
+        EXECUTE format('COMMENT ON FUNCTION lake_gen.%I(%s, timestamptz, timestamptz, int, timestamptz) IS %L',
+                       p_source || '_distinct_' || c, key_t,
+                       'exact count of distinct ' || c || ' of one entity''s ' || p_source || ' events in (lo, hi]');
+    END LOOP;
+
+    -- Rebuild state from the events already landed.
+    EXECUTE lake._fold_sql(p_source, s.table_name::text);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN
+        RAISE NOTICE 'source %: rebuilt % state rows from the landed events', p_source, n;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION lake._generate_source(text) IS 'generates tile table, trigger and read helpers of an event source from the catalog, and rebuilds its state from raw events';
+
+-- Landing tables are append-only: state is derived from every row ever landed.
+CREATE FUNCTION lake._refuse_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' AND current_setting('lake.compacting', true) = 'on' THEN
+        RETURN NULL;
+    END IF;
+    RAISE EXCEPTION '% on landing table %.% is refused: landing tables are append-only', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME
+        USING HINT = 'land a correcting event instead; old events are removed only by lake.compact()',
+              ERRCODE = 'prohibited_sql_statement_attempted';
+END
+$$;
+COMMENT ON FUNCTION lake._refuse_change() IS 'keeps landing tables append-only so maintained state always equals a fold of the raw events';

@@ -1,0 +1,70 @@
+"""Test fixtures: one PostgreSQL cluster of our own per session (lake settings:
+logical WAL, commit timestamps), a template database migrated once, and a fresh
+copy of it for every test (pytest-postgresql)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from pytest_postgresql import factories
+from pytest_postgresql.executors import NoopExecutor
+
+from app import migrate
+from app.embedded import Cluster
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def lake_cluster() -> Iterator[Cluster]:
+    home = Path(tempfile.mkdtemp(prefix="contextlake-test-", dir=os.environ.get("CONTEXTLAKE_TEST_TMP", "/tmp")))
+    os.chmod(home, 0o755)
+    cluster = Cluster(home=home, port=free_port(), dbname="postgres")
+    cluster.start()
+    yield cluster
+    cluster.destroy()
+
+
+class ClusterServer(NoopExecutor):
+    """Our session cluster as pytest-postgresql's server: templates derive from template1."""
+
+    @property
+    def template_dbname(self) -> str:
+        return "template1"
+
+
+@pytest.fixture(scope="session")
+def lake_server(lake_cluster: Cluster) -> NoopExecutor:
+    return ClusterServer(host="127.0.0.1", port=lake_cluster.port, user="postgres", options="", dbname="postgres")
+
+
+def load_lake(host: str, port: int, user: str, dbname: str, password: str | None, **_: object) -> None:
+    """Template database: every migration applied once per session."""
+    migrate.upgrade(f"postgresql://{user}@{host}:{port}/{dbname}")
+
+
+lake_template = factories.postgresql_noproc(depends_on="lake_server", dbname="lake", load=[load_lake])
+lake_conn = factories.postgresql("lake_template")
+
+
+@pytest.fixture
+def dsn(lake_conn: psycopg.Connection) -> str:
+    """DSN of this test's own copy of the migrated lake."""
+    info = lake_conn.info
+    return f"postgresql://{info.user}@{info.host}:{info.port}/{info.dbname}"
+
+
+@pytest.fixture
+def conn(dsn: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(dsn, autocommit=True) as c:
+        yield c
