@@ -124,12 +124,16 @@ def parser() -> argparse.ArgumentParser:
             )
             sp.add_argument("--keep-running", action="store_true", help="leave the embedded lake running afterwards")
         if name == "psql":
-            sp.add_argument("psql_args", nargs=argparse.REMAINDER, help="arguments passed on to psql")
+            sp.usage = "contextlake psql [psql options, e.g. -c 'SELECT * FROM lake.feature_freshness']"
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    if extra and args.command != "psql":
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.psql_args = extra
     func = COMMANDS[args.command][0]
     try:
         return func(args)

@@ -83,9 +83,7 @@ def run(dsn: str, seed: int = 7, live_seconds: float = 3.0) -> None:
         if already == 0:
             t0 = time.perf_counter()
             n = land_history(conn, seed)
-            print(
-                f"landed {n:,} historical transactions by COPY in {time.perf_counter() - t0:.1f} s"
-            )
+            print(f"landed {n:,} historical transactions by COPY in {time.perf_counter() - t0:.1f} s")
         else:
             print(f"{already:,} transactions already landed; adding live ones")
         n, hot = land_live(conn, seed + already, live_seconds)

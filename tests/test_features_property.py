@@ -86,7 +86,11 @@ def check_all(conn: psycopg.Connection, cards: list[str], base: datetime, times:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(stream=events, plan=paths, extra_times=as_ofs, base_shift=st.floats(0, 86400))
 def test_every_feature_equals_recomputation(
-    conn: psycopg.Connection, stream: list[tuple], plan: list[tuple[str, int]], extra_times: list[float], base_shift: float
+    conn: psycopg.Connection,
+    stream: list[tuple],
+    plan: list[tuple[str, int]],
+    extra_times: list[float],
+    base_shift: float,
 ) -> None:
     if conn.execute("SELECT to_regprocedure('pg_temp.oracle(text, timestamptz)')").fetchone() == (None,):
         conn.execute((HERE / "property_features.sql").read_text())

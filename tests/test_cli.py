@@ -1,0 +1,79 @@
+"""The contextlake command on an embedded cluster of its own (no DATABASE_URL)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.conftest import free_port
+
+
+@pytest.fixture(scope="module")
+def lake_env() -> Iterator[dict[str, str]]:
+    home = Path(tempfile.mkdtemp(prefix="contextlake-cli-", dir="/tmp"))
+    os.chmod(home, 0o755)
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(CONTEXTLAKE_HOME=str(home / "lake"), CONTEXTLAKE_PG_PORT=str(free_port()))
+    yield env
+    subprocess.run([sys.executable, "-m", "app.cli", "down"], env=env, check=False, capture_output=True)
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def test_help_lists_every_command(lake_env: dict[str, str]) -> None:
+    out = cli(lake_env, "--help").stdout
+    for command in ("up", "down", "migrate", "demo", "psql", "freshness", "compact", "verify"):
+        assert f"    {command}" in out
+
+
+def test_embedded_lifecycle(lake_env: dict[str, str]) -> None:
+    up = cli(lake_env, "up")
+    assert up.returncode == 0, up.stderr
+    dsn = up.stdout.strip().rsplit(" ", 1)[-1]
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SHOW wal_level").fetchone() == ("logical",)
+        assert conn.execute("SHOW track_commit_timestamp").fetchone() == ("on",)
+        conn.execute(
+            "INSERT INTO cards.transactions (event_id, card_id, merchant_id, amount, currency, country, "
+            "channel, event_time) VALUES ('x1', 'c1', 'm1', 12.5, 'EUR', 'FR', 'pos', now())"
+        )
+
+    migrate = cli(lake_env, "migrate")
+    assert migrate.returncode == 0 and "applied 0 migration(s)" in migrate.stdout
+
+    psql = cli(lake_env, "psql", "-Atc", "SELECT (features->>'card_txn_count') FROM lake.read_vector('fraud', 'c1')")
+    assert psql.returncode == 0 and psql.stdout.strip() == "1"
+
+    fresh = cli(lake_env, "freshness")
+    assert fresh.returncode == 0 and "card_txn_count" in fresh.stdout and "x1" in fresh.stdout
+
+    assert cli(lake_env, "compact").returncode == 0
+    ok = cli(lake_env, "verify")
+    assert ok.returncode == 0 and "equals its recomputation" in ok.stdout
+
+    with psycopg.connect(dsn, autocommit=True) as conn:  # corrupt the maintained state behind the trigger's back
+        conn.execute("UPDATE lake_gen.card_txn_tiles SET n = n + 1 WHERE grain = 60")
+    bad = cli(lake_env, "verify")
+    assert bad.returncode == 1 and "MISMATCH" in bad.stdout and "c1" in bad.stdout
+
+    down = cli(lake_env, "down")
+    assert down.returncode == 0
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(dsn, connect_timeout=2)
+
+
+def test_unreachable_database_is_a_clear_error(lake_env: dict[str, str]) -> None:
+    env = dict(lake_env, DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/x")
+    out = cli(env, "freshness")
+    assert out.returncode == 2 and out.stderr.startswith("contextlake: ") and "Traceback" not in out.stderr
