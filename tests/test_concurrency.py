@@ -18,10 +18,12 @@ from app.demo_stream import COLUMNS
 
 HOT = "card-hot"
 INSERT = "INSERT INTO cards.transactions ({}) VALUES ({})".format(", ".join(COLUMNS), ", ".join(["%s"] * 9))
-# One statement, one snapshot: the vector and the raw count and sum it must agree with.
+# One statement, one snapshot: the vector as of now() and the raw count and sum it must agree with
+# (an event stamped after the reader's now() can already be committed; as of now() it does not count).
 READ = (
     "SELECT (v).features, (v).rules, r.n, r.s FROM lake.read_vector('fraud', %s, now(), %s) AS v, "
-    "(SELECT count(*) AS n, coalesce(sum(amount), 0) AS s FROM cards.transactions WHERE card_id = %s) AS r"
+    "(SELECT count(*) AS n, coalesce(sum(amount), 0) AS s FROM cards.transactions "
+    " WHERE card_id = %s AND event_time <= now()) AS r"
 )
 REQUEST = '{"amount": 40, "country": "FR"}'
 
