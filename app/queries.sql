@@ -15,7 +15,7 @@ SELECT source, events, round(p50_seconds::numeric, 3) AS p50_s, round(p95_second
 SELECT source, raw_deleted, tiles_deleted, read_horizon FROM lake.compact();
 
 -- name: verify_state
-SELECT source, entity, grain, tile_start, problem FROM lake.verify_state() ORDER BY 1, 2, 3, 4;
+SELECT source, entity, grain, tile_start::text, problem FROM lake.verify_state() ORDER BY 1, 2, 3, 4;
 
 -- name: read_path_problems
 SELECT object, problem FROM lake.read_path_problems();

@@ -46,12 +46,14 @@ CREATE TABLE lake.sources (
     landed_column    name,
     tracked_columns  name[] NOT NULL DEFAULT '{}',
     distinct_columns name[] NOT NULL DEFAULT '{}',
-    grains           int[] NOT NULL DEFAULT '{86400}',
+    grains           int[] NOT NULL DEFAULT '{}',
+    tile_threshold   int NOT NULL DEFAULT 50 CHECK (tile_threshold > 0),
     compacted_before timestamptz,
     created_at       timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE lake.sources IS 'one row per landing table (kind events) or batch feature table (kind batch); which columns and tile grains its state keeps';
-COMMENT ON COLUMN lake.sources.grains IS 'tile sizes in seconds kept for this source; 0 (the lifetime row) and 86400 (day tiles) are always kept';
+COMMENT ON COLUMN lake.sources.grains IS 'tile sizes in seconds the windows of this source are read from';
+COMMENT ON COLUMN lake.sources.tile_threshold IS 'an entity gets time tiles once this many of its events land in one UTC day; until then its windows are read from raw events';
 COMMENT ON COLUMN lake.sources.compacted_before IS 'as-of reads before this time are refused: compaction removed the raw events they need';
 
 -- ===========================================================================

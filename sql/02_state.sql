@@ -73,7 +73,10 @@ CREATE TYPE lake._state_sql AS (
     agg_names    text,  -- column names of the aggregate composite
     dst_columns  text,  -- column definitions of the distinct-value arrays ('' if none)
     dst_names    text,  -- their names, each with a leading comma ('' if none)
-    fold_raw     text,  -- aggregates that fold raw events (alias e) into one state row
+    dst_nulls    text,  -- NULL for each of them, each with a leading comma ('' if none)
+    last_window  text,  -- window functions (alias e, window lake_w) picking each entity's last values
+    fold_life    text,  -- aggregates folding raw events (alias e, with last_window columns) into a lifetime row, but tiled_since
+    fold_tiles   text,  -- aggregates folding raw events (alias e) into a tile row (no last values)
     fold_dst     text,  -- distinct-array aggregates over raw events, leading comma
     raw_as_state text,  -- one raw event (alias e) written as a state row
     merge_state  text,  -- aggregates that merge state rows (alias x) into one
@@ -90,39 +93,37 @@ DECLARE
     st regtype;
     t text;
     id_t text;
-    ord_e text;
-    ord_x text;
+    ord_x text := ' ORDER BY x.last_t DESC, x.last_id DESC))[1]';
+    newer text := 'CASE WHEN (excluded.last_t, excluded.last_id) > (t.last_t, t.last_id) THEN excluded.%1$I ELSE t.%1$I END';
 BEGIN
     SELECT * INTO STRICT s FROM lake.sources WHERE name = p_source;
     t := format('e.%I', s.time_column);
     id_t := lake._column_type(s.table_name, s.id_column);
-    ord_e := format(' ORDER BY e.%I DESC, e.%I DESC))[1]', s.time_column, s.id_column);
-    ord_x := ' ORDER BY x.last_t DESC, x.last_id DESC))[1]';
     r.agg_columns := format('n bigint, first_t timestamptz, last_t timestamptz, last_id %s', id_t);
     r.agg_names := 'n, first_t, last_t, last_id';
-    r.fold_raw := format('count(*), min(%s), max(%s), (array_agg(e.%I%s', t, t, s.id_column, ord_e);
+    r.last_window := format('first_value(e.%I) OVER lake_w AS lake_last_id', s.id_column);
+    r.fold_life := format('count(*), min(%s), max(%s), (array_agg(e.lake_last_id))[1]', t, t);
+    r.fold_tiles := format('count(*), min(%s), max(%s), NULL::%s', t, t, id_t);
     r.raw_as_state := format('1::bigint, %s, %s, e.%I', t, t, s.id_column);
     r.merge_state := 'sum(x.n)::bigint, min(x.first_t), max(x.last_t), (array_agg(x.last_id' || ord_x;
     r.on_conflict := 'n = t.n + excluded.n, first_t = least(t.first_t, excluded.first_t), '
-        || 'last_t = greatest(t.last_t, excluded.last_t), '
-        || 'last_id = CASE WHEN (excluded.last_t, excluded.last_id) > (t.last_t, t.last_id) THEN excluded.last_id ELSE t.last_id END';
-    r.dst_columns := '';
-    r.dst_names := '';
-    r.fold_dst := '';
+        || 'last_t = greatest(t.last_t, excluded.last_t), last_id = ' || format(newer, 'last_id');
 
     FOREACH c IN ARRAY s.tracked_columns LOOP
         ct := lake._column_type(s.table_name, c);
         st := lake._sum_type(ct::regtype);
         r.agg_columns := r.agg_columns || format(', %I bigint', 'cnt_' || c);
         r.agg_names := r.agg_names || format(', %I', 'cnt_' || c);
-        r.fold_raw := r.fold_raw || format(', count(e.%I)', c);
+        r.fold_life := r.fold_life || format(', count(e.%I)', c);
+        r.fold_tiles := r.fold_tiles || format(', count(e.%I)', c);
         r.raw_as_state := r.raw_as_state || format(', (e.%I IS NOT NULL)::int::bigint', c);
         r.merge_state := r.merge_state || format(', sum(x.%I)::bigint', 'cnt_' || c);
         r.on_conflict := r.on_conflict || format(', %1$I = t.%1$I + excluded.%1$I', 'cnt_' || c);
         IF st IS NOT NULL THEN
             r.agg_columns := r.agg_columns || format(', %I %s', 'sum_' || c, st);
             r.agg_names := r.agg_names || format(', %I', 'sum_' || c);
-            r.fold_raw := r.fold_raw || format(', sum(e.%I)::%s', c, st);
+            r.fold_life := r.fold_life || format(', sum(e.%I)::%s', c, st);
+            r.fold_tiles := r.fold_tiles || format(', sum(e.%I)::%s', c, st);
             r.raw_as_state := r.raw_as_state || format(', e.%I::%s', c, st);
             r.merge_state := r.merge_state || format(', sum(x.%I)', 'sum_' || c);
             r.on_conflict := r.on_conflict || format(
@@ -132,7 +133,8 @@ BEGIN
         IF lake._has_minmax(ct::regtype) THEN
             r.agg_columns := r.agg_columns || format(', %I %s, %I %s', 'min_' || c, ct, 'max_' || c, ct);
             r.agg_names := r.agg_names || format(', %I, %I', 'min_' || c, 'max_' || c);
-            r.fold_raw := r.fold_raw || format(', min(e.%1$I), max(e.%1$I)', c);
+            r.fold_life := r.fold_life || format(', min(e.%1$I), max(e.%1$I)', c);
+            r.fold_tiles := r.fold_tiles || format(', min(e.%1$I), max(e.%1$I)', c);
             r.raw_as_state := r.raw_as_state || format(', e.%1$I, e.%1$I', c);
             r.merge_state := r.merge_state || format(', min(x.%I), max(x.%I)', 'min_' || c, 'max_' || c);
             r.on_conflict := r.on_conflict || format(', %1$I = least(t.%1$I, excluded.%1$I), %2$I = greatest(t.%2$I, excluded.%2$I)',
@@ -140,19 +142,30 @@ BEGIN
         END IF;
         r.agg_columns := r.agg_columns || format(', %I %s', 'last_' || c, ct);
         r.agg_names := r.agg_names || format(', %I', 'last_' || c);
-        r.fold_raw := r.fold_raw || format(', (array_agg(e.%I%s', c, ord_e);
+        r.last_window := r.last_window || format(', first_value(e.%I) OVER lake_w AS %I', c, 'lake_last_' || c);
+        r.fold_life := r.fold_life || format(', (array_agg(e.%I))[1]', 'lake_last_' || c);
+        r.fold_tiles := r.fold_tiles || format(', NULL::%s', ct);
         r.raw_as_state := r.raw_as_state || format(', e.%I', c);
         r.merge_state := r.merge_state || format(', (array_agg(x.%I%s', 'last_' || c, ord_x);
-        r.on_conflict := r.on_conflict || format(
-            ', %1$I = CASE WHEN (excluded.last_t, excluded.last_id) > (t.last_t, t.last_id) THEN excluded.%1$I ELSE t.%1$I END',
-            'last_' || c);
+        r.on_conflict := r.on_conflict || ', ' || format('%I = ', 'last_' || c) || format(newer, 'last_' || c);
     END LOOP;
+    -- Last in the composite: from when the entity's tiles are complete (lifetime rows only).
+    r.agg_columns := r.agg_columns || ', tiled_since timestamptz';
+    r.agg_names := r.agg_names || ', tiled_since';
+    r.fold_tiles := r.fold_tiles || ', NULL::timestamptz';
+    r.raw_as_state := r.raw_as_state || ', NULL::timestamptz';
+    r.merge_state := r.merge_state || ', NULL::timestamptz';
 
+    r.dst_columns := '';
+    r.dst_names := '';
+    r.dst_nulls := '';
+    r.fold_dst := '';
     FOREACH c IN ARRAY s.distinct_columns LOOP
         ct := lake._column_type(s.table_name, c);
         r.dst_columns := r.dst_columns || format(', %I %s[]', 'dst_' || c, ct);
         r.dst_names := r.dst_names || format(', %I', 'dst_' || c);
-        r.fold_dst := r.fold_dst || format(', CASE WHEN g.grain = 0 THEN NULL ELSE array_agg(DISTINCT e.%1$I) FILTER (WHERE e.%1$I IS NOT NULL) END', c);
+        r.dst_nulls := r.dst_nulls || ', NULL';
+        r.fold_dst := r.fold_dst || format(', array_agg(DISTINCT e.%1$I) FILTER (WHERE e.%1$I IS NOT NULL)', c);
         r.on_conflict := r.on_conflict || format(
             ', %1$I = CASE WHEN excluded.%1$I IS NULL THEN t.%1$I WHEN t.%1$I IS NULL THEN excluded.%1$I '
             || 'WHEN excluded.%1$I <@ t.%1$I THEN t.%1$I ELSE ARRAY(SELECT DISTINCT v FROM unnest(t.%1$I || excluded.%1$I) AS v) END',
@@ -161,34 +174,94 @@ BEGIN
     RETURN r;
 END
 $$;
-COMMENT ON FUNCTION lake._state_sql(text) IS 'SQL fragments for one source''s state, shared by the trigger, the rebuild and the read helpers so they cannot drift apart';
+COMMENT ON FUNCTION lake._state_sql(text) IS 'SQL fragments for one source''s state, shared by the trigger, compaction, verify and the read helpers so they cannot drift apart';
 
 -- ===========================================================================
--- Code generation: tile table, maintenance trigger, read helpers
+-- Code generation: the folds that maintain state
 -- ===========================================================================
 
--- The INSERT ... ON CONFLICT that folds rows of p_from (a transition table or the landing table) into state.
-CREATE FUNCTION lake._fold_sql(p_source text, p_from text) RETURNS text
+-- Folds the events of p_from into one lifetime-style row per entity of p_target at p_grain
+-- (0: lifetime, -1: archive of compacted events), without the hot-entity bookkeeping.
+CREATE FUNCTION lake._fold_life_sql(p_source text, p_from text, p_target text, p_grain int) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     s lake.sources;
     q lake._state_sql := lake._state_sql(p_source);
 BEGIN
     SELECT * INTO STRICT s FROM lake.sources WHERE name = p_source;
-    -- Rows are grouped per (entity, grain, tile) and upserted in key order, so a
-    -- batch costs one upsert per touched state row and concurrent batches lock
-    -- rows in the same order (no deadlocks).
     RETURN format(
-        'INSERT INTO lake_gen.%1$I AS t (entity, grain, tile_start, %2$s%3$s) '
-        || 'SELECT e.%4$I, g.grain, lake.tile_start(e.%5$I, g.grain), %6$s%7$s '
-        || 'FROM %8$s AS e CROSS JOIN unnest(%9$L::int[]) AS g(grain) '
-        || 'GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 '
-        || 'ON CONFLICT (entity, grain, tile_start) DO UPDATE SET %10$s',
-        p_source || '_tiles', q.agg_names, q.dst_names, s.entity_column, s.time_column,
-        q.fold_raw, q.fold_dst, p_from, array_prepend(0, s.grains), q.on_conflict);
+        'WITH lake_e AS (SELECT e.*, %1$s FROM %2$s AS e WINDOW lake_w AS (PARTITION BY e.%3$I ORDER BY e.%4$I DESC, e.%5$I DESC)) '
+        || 'INSERT INTO %6$s AS t (entity, grain, tile_start, %7$s%8$s) '
+        || 'SELECT e.%3$I, %9$s, ''-infinity''::timestamptz, %10$s, NULL::timestamptz%11$s FROM lake_e AS e GROUP BY e.%3$I ORDER BY e.%3$I '
+        || 'ON CONFLICT (entity, grain, tile_start) DO UPDATE SET %12$s',
+        q.last_window, p_from, s.entity_column, s.time_column, s.id_column, p_target,
+        q.agg_names, q.dst_names, p_grain, q.fold_life, q.dst_nulls, q.on_conflict);
 END
 $$;
-COMMENT ON FUNCTION lake._fold_sql(text, text) IS 'the one set-wise upsert that maintains a source''s state, from a batch of events';
+COMMENT ON FUNCTION lake._fold_life_sql(text, text, text, int) IS 'lifetime fold used by compaction (into the archive row) and by verify';
+
+-- Folds the events of p_from into tile rows of every grain; with p_hot_only only for entities the
+-- statement's lifetime upsert (CTE lake_life) reports as tiled.
+CREATE FUNCTION lake._fold_tiles_sql(p_source text, p_from text, p_target text, p_hot_only boolean) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    s lake.sources;
+    q lake._state_sql := lake._state_sql(p_source);
+BEGIN
+    SELECT * INTO STRICT s FROM lake.sources WHERE name = p_source;
+    -- Grouped per (entity, grain, tile) and upserted in key order: a batch costs one upsert per
+    -- touched row, and concurrent batches lock rows in the same order (no deadlocks).
+    RETURN format(
+        'INSERT INTO %1$s AS t (entity, grain, tile_start, %2$s%3$s) '
+        || 'SELECT e.%4$I, g.grain, lake.tile_start(e.%5$I, g.grain), %6$s%7$s '
+        || 'FROM %8$s AS e %9$s CROSS JOIN unnest(%10$L::int[]) AS g(grain) '
+        || 'GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 '
+        || 'ON CONFLICT (entity, grain, tile_start) DO UPDATE SET %11$s',
+        p_target, q.agg_names, q.dst_names, s.entity_column, s.time_column, q.fold_tiles, q.fold_dst, p_from,
+        CASE WHEN p_hot_only THEN format('JOIN lake_life ON lake_life.entity = e.%I AND lake_life.tiled_since IS NOT NULL',
+                                         s.entity_column) ELSE '' END,
+        s.grains, q.on_conflict);
+END
+$$;
+COMMENT ON FUNCTION lake._fold_tiles_sql(text, text, text, boolean) IS 'tile fold: the trigger runs it for hot entities only, verify for all';
+
+-- The one statement that maintains a source's state from a batch of landed events.
+CREATE FUNCTION lake._land_sql(p_source text, p_from text) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    s lake.sources;
+    q lake._state_sql := lake._state_sql(p_source);
+    day_n text := 'CASE WHEN t.land_day = excluded.land_day THEN t.land_n + excluded.land_n ELSE excluded.land_n END';
+    life text;
+    tiles text := lake._fold_tiles_sql(p_source, p_from, format('lake_gen.%I', p_source || '_tiles'), true);
+BEGIN
+    SELECT * INTO STRICT s FROM lake.sources WHERE name = p_source;
+    -- Every event updates its entity's lifetime row. An entity becomes tiled once tile_threshold of its
+    -- events land in one day; its tiles are complete from the newest event time it had before that.
+    life := format(
+        'lake_e AS (SELECT e.*, %1$s FROM %2$s AS e WINDOW lake_w AS (PARTITION BY e.%3$I ORDER BY e.%4$I DESC, e.%5$I DESC)), '
+        || 'lake_life AS (INSERT INTO lake_gen.%6$I AS t (entity, grain, tile_start, %7$s%8$s, land_day, land_n) '
+        || 'SELECT e.%3$I, 0, ''-infinity''::timestamptz, %9$s%10$s, (now() AT TIME ZONE ''UTC'')::date, count(*) '
+        || 'FROM lake_e AS e GROUP BY e.%3$I ORDER BY e.%3$I '
+        || 'ON CONFLICT (entity, grain, tile_start) DO UPDATE SET %11$s, land_day = excluded.land_day, land_n = %12$s, '
+        || 'tiled_since = CASE WHEN t.tiled_since IS NOT NULL THEN t.tiled_since '
+        || 'WHEN %12$s >= %13$s THEN coalesce(t.last_t, ''-infinity'') END '
+        || 'RETURNING entity, tiled_since)',
+        q.last_window, p_from, s.entity_column, s.time_column, s.id_column, p_source || '_tiles',
+        q.agg_names, q.dst_names,
+        q.fold_life || format(', CASE WHEN count(*) >= %s THEN ''-infinity''::timestamptz END', s.tile_threshold),
+        q.dst_nulls, q.on_conflict, day_n, s.tile_threshold);
+    IF cardinality(s.grains) = 0 THEN
+        RETURN 'WITH ' || life || ' SELECT count(*) FROM lake_life';
+    END IF;
+    RETURN 'WITH ' || life || ' ' || tiles;
+END
+$$;
+COMMENT ON FUNCTION lake._land_sql(text, text) IS 'the set-wise statement the maintenance trigger runs per INSERT/COPY statement';
+
+-- ===========================================================================
+-- Code generation: tile table, maintenance trigger, read helpers
+-- ===========================================================================
 
 -- (Re)creates every generated object of an event source and rebuilds its state from the landing table.
 CREATE FUNCTION lake._generate_source(p_source text) RETURNS void
@@ -197,11 +270,10 @@ DECLARE
     s lake.sources;
     q lake._state_sql := lake._state_sql(p_source);
     key_t text;
-    n bigint;
     trig text := 'lake_maintain_' || p_source;
     guard text := 'lake_append_only_' || p_source;
     c text;
-    raw_c text;
+    edges text;
 BEGIN
     SELECT * INTO STRICT s FROM lake.sources WHERE name = p_source;
     key_t := lake._column_type(s.table_name, s.entity_column);
@@ -220,16 +292,17 @@ BEGIN
                    'aggregate of a set of ' || p_source || ' events: the shape of one state row and of any window read');
     EXECUTE format(
         'CREATE TABLE lake_gen.%I (entity %s NOT NULL, grain int NOT NULL, tile_start timestamptz NOT NULL, %s%s, '
-        || 'PRIMARY KEY (entity, grain, tile_start)) WITH (fillfactor = 80)',
+        || 'land_day date, land_n bigint, PRIMARY KEY (entity, grain, tile_start)) WITH (fillfactor = 70)',
         p_source || '_tiles', key_t, q.agg_columns, q.dst_columns);
     EXECUTE format('COMMENT ON TABLE lake_gen.%I IS %L', p_source || '_tiles',
-                   'state of source ' || p_source || ': per entity a lifetime row (grain 0) and time tiles of grains '
-                   || array_to_string(s.grains, ', ') || ' s, maintained by trigger ' || trig);
+                   'state of source ' || p_source || ': per entity a lifetime row (grain 0), an archive row of compacted events '
+                   || '(grain -1) and, for entities past the tile threshold, time tiles of grains '
+                   || coalesce(nullif(array_to_string(s.grains, ', '), ''), '(none)') || ' s; maintained by trigger ' || trig);
 
-    -- Maintenance: one statement-level trigger, so a batch of N rows is one set-wise upsert.
+    -- Maintenance: one statement-level trigger, so a batch of N rows is one set-wise statement.
     EXECUTE format(
         'CREATE OR REPLACE FUNCTION lake_gen.%I() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN %s; RETURN NULL; END $f$',
-        p_source || '_maintain', lake._fold_sql(p_source, 'new_rows'));
+        p_source || '_maintain', lake._land_sql(p_source, 'new_rows'));
     EXECUTE format('COMMENT ON FUNCTION lake_gen.%I() IS %L', p_source || '_maintain',
                    'folds the events of one INSERT/COPY statement into ' || p_source || ' state, in the same transaction');
     EXECUTE format(
@@ -239,22 +312,28 @@ BEGIN
         'CREATE TRIGGER %I BEFORE UPDATE OR DELETE OR TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION lake._refuse_change()',
         guard, s.table_name);
 
-    -- Window read: tiles fully inside (lo, hi] plus the raw events of the partial tiles at both edges.
-    raw_c := q.raw_as_state;
+    -- Shared by the window and distinct helpers: which tiles are complete and where raw edges start.
+    -- a: first tile starting after lo (and after the entity got tiles); b: first tile not entirely at or
+    -- before hi. When hi is at or after the entity's newest event every stored tile is complete up to hi.
+    edges := $e$
+    a := CASE WHEN p_lo = '-infinity' THEN '-infinity' ELSE date_bin(g, p_lo, timestamptz 'epoch') + g END;
+    a := CASE WHEN p_tiled_since IS NULL THEN 'infinity'
+              WHEN p_tiled_since = '-infinity' THEN a
+              ELSE greatest(a, date_bin(g, p_tiled_since, timestamptz 'epoch') + g) END;
+    b := CASE WHEN p_last IS NULL OR p_hi >= p_last THEN 'infinity'
+              ELSE date_bin(g, p_hi + interval '1 microsecond', timestamptz 'epoch') END;$e$;
+
+    -- Window read: complete tiles inside (lo, hi] plus the raw events of both edges.
     EXECUTE format($g$
-CREATE FUNCTION lake_gen.%1$I(p_entity %2$s, p_lo timestamptz, p_hi timestamptz, p_grain int, p_last timestamptz)
+CREATE FUNCTION lake_gen.%1$I(p_entity %2$s, p_lo timestamptz, p_hi timestamptz, p_grain int, p_last timestamptz,
+                              p_tiled_since timestamptz)
 RETURNS lake_gen.%3$I LANGUAGE plpgsql STABLE AS $f$
 DECLARE
     g interval := make_interval(secs => p_grain);
     a timestamptz;
     b timestamptz;
     r lake_gen.%3$I;
-BEGIN
-    -- a: first tile starting after lo; b: first tile not entirely at or before hi.
-    -- When hi is at or after the entity's newest event every stored tile is complete up to hi.
-    a := CASE WHEN p_lo = '-infinity' THEN '-infinity' ELSE date_bin(g, p_lo, timestamptz 'epoch') + g END;
-    b := CASE WHEN p_last IS NULL OR p_hi >= p_last THEN 'infinity'
-              ELSE date_bin(g, p_hi + interval '1 microsecond', timestamptz 'epoch') END;
+BEGIN%11$s
     SELECT %4$s INTO r FROM (
         SELECT %5$s FROM lake_gen.%6$I
          WHERE entity = p_entity AND grain = p_grain AND tile_start >= a AND tile_start < b
@@ -268,42 +347,42 @@ BEGIN
     RETURN r;
 END $f$ $g$,
         p_source || '_window', key_t, p_source || '_agg', q.merge_state, q.agg_names, p_source || '_tiles',
-        raw_c, s.table_name, s.entity_column, s.time_column);
-    EXECUTE format('COMMENT ON FUNCTION lake_gen.%I(%s, timestamptz, timestamptz, int, timestamptz) IS %L',
+        q.raw_as_state, s.table_name, s.entity_column, s.time_column, edges);
+    EXECUTE format('COMMENT ON FUNCTION lake_gen.%I(%s, timestamptz, timestamptz, int, timestamptz, timestamptz) IS %L',
                    p_source || '_window', key_t,
-                   'exact aggregate of ' || p_source || ' events in (lo, hi] for one entity, from tiles of one grain plus raw edges');
+                   'exact aggregate of ' || p_source || ' events in (lo, hi] for one entity, from complete tiles plus raw edges');
 
-    -- Lifetime read: the lifetime row, or day tiles plus raw events when reading as of an earlier time.
+    -- Lifetime read as of an earlier time: the archive of compacted events plus the raw events up to as_of.
     EXECUTE format($g$
 CREATE FUNCTION lake_gen.%1$I(p_entity %2$s, p_as_of timestamptz)
 RETURNS lake_gen.%3$I LANGUAGE plpgsql STABLE AS $f$
 DECLARE
     r lake_gen.%3$I;
 BEGIN
-    SELECT %4$s INTO r FROM lake_gen.%5$I WHERE entity = p_entity AND grain = 0 AND tile_start = '-infinity';
-    IF r.last_t IS NULL OR r.last_t <= p_as_of THEN
-        RETURN r;
-    END IF;
-    RETURN lake_gen.%6$I(p_entity, '-infinity', p_as_of, 86400, r.last_t);
+    SELECT %4$s INTO r FROM (
+        SELECT %5$s FROM lake_gen.%6$I WHERE entity = p_entity AND grain = -1 AND tile_start = '-infinity'
+        UNION ALL
+        SELECT %7$s FROM %8$s AS e WHERE e.%9$I = p_entity AND e.%10$I <= p_as_of
+    ) AS x;
+    RETURN r;
 END $f$ $g$,
-        p_source || '_lifetime', key_t, p_source || '_agg', q.agg_names, p_source || '_tiles', p_source || '_window');
-    EXECUTE format('COMMENT ON FUNCTION lake_gen.%I(%s, timestamptz) IS %L', p_source || '_lifetime', key_t,
-                   'aggregate of every ' || p_source || ' event of one entity up to as_of (the entity''s newest event time is last_t)');
+        p_source || '_lifetime_at', key_t, p_source || '_agg', q.merge_state, q.agg_names, p_source || '_tiles',
+        q.raw_as_state, s.table_name, s.entity_column, s.time_column);
+    EXECUTE format('COMMENT ON FUNCTION lake_gen.%I(%s, timestamptz) IS %L', p_source || '_lifetime_at', key_t,
+                   'aggregate of every ' || p_source || ' event of one entity up to as_of (reads before the newest event)');
 
     -- Distinct count per distinct column: unions the tiles' value arrays with the raw edges.
     FOREACH c IN ARRAY s.distinct_columns LOOP
         EXECUTE format($g$
-CREATE FUNCTION lake_gen.%1$I(p_entity %2$s, p_lo timestamptz, p_hi timestamptz, p_grain int, p_last timestamptz)
+CREATE FUNCTION lake_gen.%1$I(p_entity %2$s, p_lo timestamptz, p_hi timestamptz, p_grain int, p_last timestamptz,
+                              p_tiled_since timestamptz)
 RETURNS bigint LANGUAGE plpgsql STABLE AS $f$
 DECLARE
     g interval := make_interval(secs => p_grain);
     a timestamptz;
     b timestamptz;
     n bigint;
-BEGIN
-    a := CASE WHEN p_lo = '-infinity' THEN '-infinity' ELSE date_bin(g, p_lo, timestamptz 'epoch') + g END;
-    b := CASE WHEN p_last IS NULL OR p_hi >= p_last THEN 'infinity'
-              ELSE date_bin(g, p_hi + interval '1 microsecond', timestamptz 'epoch') END;
+BEGIN%9$s
     SELECT count(DISTINCT v) INTO n FROM (
         SELECT unnest(%3$I) AS v FROM lake_gen.%4$I
          WHERE entity = p_entity AND grain = p_grain AND tile_start >= a AND tile_start < b
@@ -317,18 +396,14 @@ BEGIN
     RETURN n;
 END $f$ $g$,
             p_source || '_distinct_' || c, key_t, 'dst_' || c, p_source || '_tiles', c, s.table_name,
-            s.entity_column, s.time_column);
-        EXECUTE format('COMMENT ON FUNCTION lake_gen.%I(%s, timestamptz, timestamptz, int, timestamptz) IS %L',
+            s.entity_column, s.time_column, edges);
+        EXECUTE format('COMMENT ON FUNCTION lake_gen.%I(%s, timestamptz, timestamptz, int, timestamptz, timestamptz) IS %L',
                        p_source || '_distinct_' || c, key_t,
                        'exact count of distinct ' || c || ' of one entity''s ' || p_source || ' events in (lo, hi]');
     END LOOP;
 
-    -- Rebuild state from the events already landed.
-    EXECUTE lake._fold_sql(p_source, s.table_name::text);
-    GET DIAGNOSTICS n = ROW_COUNT;
-    IF n > 0 THEN
-        RAISE NOTICE 'source %: rebuilt % state rows from the landed events', p_source, n;
-    END IF;
+    -- Rebuild state from the events already landed, as if they had landed in one statement.
+    EXECUTE lake._land_sql(p_source, s.table_name::text);
 END
 $$;
 COMMENT ON FUNCTION lake._generate_source(text) IS 'generates tile table, trigger and read helpers of an event source from the catalog, and rebuilds its state from raw events';

@@ -79,6 +79,20 @@ END
 $$;
 COMMENT ON FUNCTION lake.define_batch_source(text, regclass, text, name, name) IS 'declares a batch feature table; reads take the newest row loaded at or before as_of';
 
+-- Changes when an entity of a source starts getting time tiles; regenerates the trigger.
+CREATE FUNCTION lake.set_tile_threshold(p_source text, p_events_per_day int) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE lake.sources SET tile_threshold = p_events_per_day WHERE name = p_source AND kind = 'events';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'event source "%" is not defined', p_source USING ERRCODE = 'undefined_object';
+    END IF;
+    EXECUTE format('CREATE OR REPLACE FUNCTION lake_gen.%I() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN %s; RETURN NULL; END $f$',
+                   p_source || '_maintain', lake._land_sql(p_source, 'new_rows'));
+END
+$$;
+COMMENT ON FUNCTION lake.set_tile_threshold(text, int) IS 'knob: events per entity per day after which its windows are kept in tiles (fewer means more tiles, faster reads of busy entities)';
+
 -- Makes sure a source's state keeps what a feature needs; regenerates it if not.
 CREATE FUNCTION lake._ensure_state(p_source text, p_column name, p_distinct boolean, p_grain int) RETURNS void
 LANGUAGE plpgsql AS $$

@@ -67,6 +67,141 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 COMMENT ON FUNCTION lake._jsonb_object_sql(text[]) IS 'code generation helper for objects of more than 50 keys';
 
+-- The window part of a feature set's read for one event source: one statement computing every
+-- window feature of the source into variables v_<position>, raw events only for entities without
+-- tiles, complete tiles plus raw edges for the others.
+CREATE FUNCTION lake._windows_sql(p_source text, p_i int, p_features text[], OUT decl text, OUT body text)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    src lake.sources;
+    ft lake.features;
+    c name;
+    ct text;
+    st regtype;
+    key_t text;
+    wins text[] := '{}';
+    k int;
+    tile_cols text := 'grain, tile_start, n';
+    raw_cols text;
+    dv_nulls text := '';
+    cold_exprs text[] := '{}';
+    hot_exprs text[] := '{}';
+    targets text[] := '{}';
+    tile_pred text[] := '{}';
+    raw_pred text[] := '{}';
+    dst_branches text := '';
+    cold_in text;
+    hot_in text;
+    win interval;
+    g int;
+BEGIN
+    SELECT * INTO STRICT src FROM lake.sources WHERE name = p_source;
+    key_t := lake._column_type(src.table_name, src.entity_column);
+    raw_cols := format('-1, e.%I, 1::bigint', src.time_column);
+    FOREACH c IN ARRAY src.tracked_columns LOOP
+        ct := lake._column_type(src.table_name, c);
+        st := lake._sum_type(ct::regtype);
+        tile_cols := tile_cols || format(', %I', 'cnt_' || c);
+        raw_cols := raw_cols || format(', (e.%I IS NOT NULL)::int::bigint', c);
+        IF st IS NOT NULL THEN
+            tile_cols := tile_cols || format(', %I', 'sum_' || c);
+            raw_cols := raw_cols || format(', e.%I::%s', c, st);
+        END IF;
+        IF lake._has_minmax(ct::regtype) THEN
+            tile_cols := tile_cols || format(', %I, %I', 'min_' || c, 'max_' || c);
+            raw_cols := raw_cols || format(', e.%1$I, e.%1$I', c);
+        END IF;
+    END LOOP;
+    FOREACH c IN ARRAY src.distinct_columns LOOP
+        ct := lake._column_type(src.table_name, c);
+        dv_nulls := dv_nulls || format(', NULL::%s AS %I', ct, 'dv_' || c);
+        raw_cols := raw_cols || format(', e.%I', c);
+    END LOOP;
+
+    decl := '';
+    body := '';
+    FOR ft IN SELECT f.* FROM unnest(p_features) WITH ORDINALITY AS u(n, ord) JOIN lake.features f ON f.name = u.n
+               WHERE f.kind = 'window' AND f.source = p_source ORDER BY u.ord LOOP
+        k := array_position(wins, ft.window_length || '|' || ft.grain);
+        IF k IS NULL THEN
+            wins := wins || (ft.window_length || '|' || ft.grain);
+            k := cardinality(wins);
+            decl := decl || format('lo_%1$s_%2$s timestamptz; a_%1$s_%2$s timestamptz; b_%1$s_%2$s timestamptz; ', p_i, k);
+            -- Edges: a = first complete tile after lo (and after the entity got tiles), b = first tile not
+            -- entirely at or before as_of (none when as_of is at or after the entity's newest event).
+            body := body || format(
+                'lo_%1$s_%2$s := as_of - %3$L::interval; '
+                || 'a_%1$s_%2$s := CASE WHEN s_%1$s.tiled_since = ''-infinity'' THEN date_bin(%4$L, lo_%1$s_%2$s, timestamptz ''epoch'') + %4$L::interval '
+                || 'ELSE greatest(date_bin(%4$L, lo_%1$s_%2$s, timestamptz ''epoch''), date_bin(%4$L, s_%1$s.tiled_since, timestamptz ''epoch'')) + %4$L::interval END; '
+                || 'b_%1$s_%2$s := CASE WHEN as_of >= s_%1$s.last_t THEN ''infinity'' '
+                || 'ELSE date_bin(%4$L, as_of + interval ''1 microsecond'', timestamptz ''epoch'') END; ',
+                p_i, k, ft.window_length, make_interval(secs => ft.grain));
+            IF ft.agg <> 'count_distinct' THEN
+                tile_pred := tile_pred || format('(entity = p_entity::%4$s AND grain = %3$s AND tile_start >= a_%1$s_%2$s AND tile_start < b_%1$s_%2$s)', p_i, k, ft.grain, key_t);
+            END IF;
+            -- The entity condition sits in every arm so each arm is one range of the (entity, time) index.
+            raw_pred := raw_pred || format(
+                '(e.%4$I = p_entity::%5$s AND e.%3$I > lo_%1$s_%2$s AND e.%3$I < least(a_%1$s_%2$s, as_of + interval ''1 microsecond'')) '
+                || 'OR (e.%4$I = p_entity::%5$s AND e.%3$I >= greatest(a_%1$s_%2$s, b_%1$s_%2$s) AND e.%3$I <= as_of)',
+                p_i, k, src.time_column, src.entity_column, key_t);
+        ELSIF ft.agg <> 'count_distinct' AND NOT EXISTS (
+                SELECT 1 FROM unnest(tile_pred) p WHERE p LIKE format('%%a\_%s\_%s %%', p_i, k)) THEN
+            tile_pred := tile_pred || format('(entity = p_entity::%4$s AND grain = %3$s AND tile_start >= a_%1$s_%2$s AND tile_start < b_%1$s_%2$s)', p_i, k, ft.grain, key_t);
+        END IF;
+        cold_in := format('x.ts > as_of - %L::interval', ft.window_length);
+        hot_in := format('((x.g = %3$s AND x.ts >= a_%1$s_%2$s AND x.ts < b_%1$s_%2$s) OR (x.g = -1 AND ((x.ts > lo_%1$s_%2$s '
+                         || 'AND x.ts < least(a_%1$s_%2$s, as_of + interval ''1 microsecond'')) OR x.ts >= greatest(a_%1$s_%2$s, b_%1$s_%2$s))))',
+                         p_i, k, ft.grain);
+        targets := targets || format('v_%s', array_position(p_features, ft.name));
+        decl := decl || format('v_%s %s; ', array_position(p_features, ft.name), ft.value_type);
+        cold_exprs := cold_exprs || CASE ft.agg
+            WHEN 'count' THEN format('sum(x.n) FILTER (WHERE %s)', cold_in)
+            WHEN 'avg' THEN format('sum(x.%1$I) FILTER (WHERE %3$s) / nullif(sum(x.%2$I) FILTER (WHERE %3$s), 0)',
+                                   'sum_' || ft.column_name, 'cnt_' || ft.column_name, cold_in)
+            WHEN 'count_distinct' THEN format('count(DISTINCT x.%I) FILTER (WHERE %s)', 'dv_' || ft.column_name, cold_in)
+            ELSE format('%s(x.%I) FILTER (WHERE %s)', ft.agg, ft.agg || '_' || ft.column_name, cold_in) END;
+        hot_exprs := hot_exprs || CASE ft.agg
+            WHEN 'count' THEN format('sum(x.n) FILTER (WHERE %s)', hot_in)
+            WHEN 'avg' THEN format('sum(x.%1$I) FILTER (WHERE %3$s) / nullif(sum(x.%2$I) FILTER (WHERE %3$s), 0)',
+                                   'sum_' || ft.column_name, 'cnt_' || ft.column_name, hot_in)
+            WHEN 'count_distinct' THEN format('count(DISTINCT x.%I) FILTER (WHERE %s)', 'dv_' || ft.column_name, hot_in)
+            ELSE format('%s(x.%I) FILTER (WHERE %s)', ft.agg, ft.agg || '_' || ft.column_name, hot_in) END;
+        IF ft.agg = 'count_distinct' THEN
+            dst_branches := dst_branches || format(
+                ' UNION ALL SELECT grain, tile_start, %s FROM lake_gen.%I WHERE entity = p_entity::%s AND grain = %s '
+                || 'AND tile_start >= a_%s_%s AND tile_start < b_%s_%s',
+                (SELECT string_agg(CASE WHEN col = 'dv_' || ft.column_name THEN format('unnest(%I)', 'dst_' || ft.column_name)
+                                        ELSE 'NULL' END, ', ')
+                   FROM unnest(string_to_array(regexp_replace(
+                            replace(tile_cols, 'grain, tile_start, ', ''), '"', '', 'g'), ', ')
+                            || ARRAY(SELECT 'dv_' || d FROM unnest(src.distinct_columns) d)) AS col),
+                p_source || '_tiles', key_t, ft.grain, p_i, k, p_i, k);
+        END IF;
+    END LOOP;
+    IF cardinality(targets) = 0 THEN
+        RETURN;
+    END IF;
+    body := format(
+        'IF s_%1$s.last_t IS NOT NULL THEN IF s_%1$s.tiled_since IS NULL THEN '
+        || 'SELECT %2$s INTO %3$s FROM (SELECT %4$s FROM %5$s AS e WHERE e.%6$I = p_entity::%7$s '
+        || 'AND e.%8$I > as_of - %9$L::interval AND e.%8$I <= as_of) AS x(g, ts, n%10$s); '
+        || 'ELSE %11$s'
+        || 'SELECT %12$s INTO %3$s FROM (SELECT %13$s%14$s FROM lake_gen.%15$I WHERE %16$s%17$s '
+        || 'UNION ALL SELECT %4$s FROM %5$s AS e WHERE %18$s) AS x(g, ts, n%10$s); '
+        || 'END IF; END IF; ',
+        p_i, array_to_string(cold_exprs, ', '), array_to_string(targets, ', '), raw_cols, src.table_name,
+        src.entity_column, key_t, src.time_column,
+        (SELECT max(window_length) FROM lake.features WHERE name = ANY (p_features) AND kind = 'window' AND source = p_source),
+        (SELECT string_agg(', ' || col, '') FROM unnest(string_to_array(regexp_replace(
+             replace(tile_cols, 'grain, tile_start, n', ''), '^, ', ''), ', ')
+             || ARRAY(SELECT quote_ident('dv_' || d) FROM unnest(src.distinct_columns) d)) AS col WHERE col <> ''),
+        body, array_to_string(hot_exprs, ', '), tile_cols, dv_nulls, p_source || '_tiles',
+        coalesce(nullif(array_to_string(tile_pred, ' OR '), ''), 'false'), dst_branches,
+        array_to_string(raw_pred, ' OR '));
+END
+$$;
+COMMENT ON FUNCTION lake._windows_sql(text, int, text[]) IS 'code generation: every window feature of one source in one statement';
+
 CREATE FUNCTION lake._generate_feature_set(p_name text, p_version int) RETURNS regprocedure
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -78,17 +213,17 @@ DECLARE
     fn text := format('lake_gen.%I', 'read_' || p_name || '_v' || p_version);
     decl text := '';
     body text := '';
-    assign text := '';
+    values_ text[] := '{}';
     assign_od text := '';
+    age_of jsonb := '{}';
     ages text[] := '{}';
     flags text[] := '{}';
     srcs text[] := '{}';
-    wins text[] := '{}';
     v text;
     age text;
     i int;
-    w int;
     refs text[];
+    w record;
     result regprocedure;
 BEGIN
     SELECT * INTO STRICT fs FROM lake.feature_sets WHERE name = p_name AND version = p_version;
@@ -106,17 +241,20 @@ BEGIN
                 srcs := srcs || ft.source;
                 i := cardinality(srcs);
                 IF src.kind = 'events' THEN
-                    -- Per event source: the lifetime row (its last_t is the entity's newest event), the
-                    -- lifetime aggregate as of as_of, and the age of the newest event at or before as_of.
+                    -- Per event source: the lifetime row (last_t: the entity's newest event), the lifetime
+                    -- aggregate as of as_of, the age of the newest event at or before as_of, the windows.
                     decl := decl || format('s_%1$s lake_gen.%2$I; l_%1$s lake_gen.%2$I; age_%1$s double precision; ',
                                            i, src.name || '_agg');
                     body := body || format(
                         'SELECT %1$s INTO s_%2$s FROM lake_gen.%3$I WHERE entity = p_entity::%4$s AND grain = 0 AND tile_start = ''-infinity''; '
                         || 'IF s_%2$s.last_t IS NULL OR s_%2$s.last_t <= as_of THEN l_%2$s := s_%2$s; '
-                        || 'ELSE l_%2$s := lake_gen.%5$I(p_entity::%4$s, ''-infinity'', as_of, 86400, s_%2$s.last_t); END IF; '
+                        || 'ELSE l_%2$s := lake_gen.%5$I(p_entity::%4$s, as_of); END IF; '
                         || 'age_%2$s := extract(epoch FROM as_of - l_%2$s.last_t); ',
                         (lake._state_sql(src.name)).agg_names, i, src.name || '_tiles',
-                        lake._column_type(src.table_name, src.entity_column), src.name || '_window');
+                        lake._column_type(src.table_name, src.entity_column), src.name || '_lifetime_at');
+                    w := lake._windows_sql(src.name, i, fs.features);
+                    decl := decl || coalesce(w.decl, '');
+                    body := body || coalesce(w.body, '');
                 ELSE
                     decl := decl || format('s_%1$s %2$s; age_%1$s double precision; ', i, src.table_name);
                     body := body || format(
@@ -126,52 +264,28 @@ BEGIN
                 END IF;
             END IF;
             age := format('age_%s', i);
-            IF ft.kind = 'lifetime' THEN
-                v := format('l_%s', i);
-            ELSIF ft.kind = 'batch' THEN
-                v := format('s_%s', i);
-            ELSIF ft.agg <> 'count_distinct' THEN
-                w := array_position(wins, ft.source || '|' || ft.window_length || '|' || ft.grain);
-                IF w IS NULL THEN
-                    wins := wins || (ft.source || '|' || ft.window_length || '|' || ft.grain);
-                    w := cardinality(wins);
-                    decl := decl || format('w_%s lake_gen.%I; ', w, src.name || '_agg');
-                    body := body || format('w_%1$s := lake_gen.%2$I(p_entity::%3$s, as_of - %4$L::interval, as_of, %5$s, s_%6$s.last_t); ',
-                                           w, src.name || '_window', lake._column_type(src.table_name, src.entity_column),
-                                           ft.window_length, ft.grain, i);
-                END IF;
-                v := format('w_%s', w);
-            END IF;
-            v := CASE ft.agg
-                WHEN 'count' THEN v || '.n'
-                WHEN 'first_seen' THEN v || '.first_t'
-                WHEN 'avg' THEN format('%1$s.%2$I / nullif(%1$s.%3$I, 0)', v, 'sum_' || ft.column_name, 'cnt_' || ft.column_name)
-                WHEN 'value' THEN format('%s.%I', v, ft.column_name)
-                WHEN 'count_distinct' THEN format('lake_gen.%I(p_entity::%s, as_of - %L::interval, as_of, %s, s_%s.last_t)',
-                                                  ft.source || '_distinct_' || ft.column_name,
-                                                  lake._column_type(src.table_name, src.entity_column),
-                                                  ft.window_length, ft.grain, i)
-                ELSE format('%s.%I', v, ft.agg || '_' || ft.column_name) END;
+            v := CASE WHEN ft.kind = 'window' THEN format('v_%s', array_position(fs.features, ft.name))
+                      WHEN ft.kind = 'batch' THEN format('s_%s.%I', i, ft.column_name)
+                      ELSE CASE ft.agg
+                          WHEN 'count' THEN format('l_%s.n', i)
+                          WHEN 'first_seen' THEN format('l_%s.first_t', i)
+                          WHEN 'avg' THEN format('l_%1$s.%2$I / nullif(l_%1$s.%3$I, 0)', i, 'sum_' || ft.column_name, 'cnt_' || ft.column_name)
+                          ELSE format('l_%s.%I', i, ft.agg || '_' || ft.column_name) END END;
+            values_ := values_ || format('coalesce((%s)::%s, %L::%s)', v, ft.value_type, ft.cold_start, ft.value_type);
         ELSE
             PERFORM lake._check_expression(format('on-demand feature "%s"', ft.name), ft.expression, ft.value_type, row_type);
-            v := ft.expression;
             SELECT array_agg(DISTINCT m[1]) INTO refs FROM regexp_matches(ft.expression, '\mf\.([a-z_][a-z0-9_]*)', 'g') AS m;
-            IF EXISTS (SELECT 1 FROM unnest(refs) r WHERE NOT r = ANY (fs.features)) THEN
-                RAISE EXCEPTION 'on-demand feature "%" refers to % outside feature set "%"', ft.name, refs, p_name
+            IF EXISTS (SELECT 1 FROM unnest(refs) r WHERE NOT age_of ? r) THEN
+                RAISE EXCEPTION 'on-demand feature "%" refers to % which must come before it in feature set "%"', ft.name, refs, p_name
                     USING ERRCODE = 'invalid_parameter_value';
             END IF;
             -- An on-demand value is as old as the oldest stored feature it reads.
-            SELECT coalesce('greatest(' || string_agg(format('(ages->>%L)::double precision', r), ', ') || ')', '0')
-              INTO age FROM unnest(refs) AS r;
+            SELECT coalesce('greatest(' || string_agg(age_of->>r, ', ') || ')', '0') INTO age FROM unnest(refs) AS r;
+            values_ := values_ || format('NULL::%s', ft.value_type);
+            assign_od := assign_od || format('f.%I := (%s)::%s; ', ft.name, ft.expression, ft.value_type);
         END IF;
-        IF ft.kind = 'on_demand' THEN
-            -- On-demand features come after every stored one, in set order, so they can read them.
-            assign_od := assign_od || format('f.%I := (%s)::%s; ages := ages || jsonb_build_object(%L, %s); ',
-                                             ft.name, v, ft.value_type, ft.name, age);
-        ELSE
-            assign := assign || format('f.%I := coalesce((%s)::%s, %L::%s); ', ft.name, v, ft.value_type, ft.cold_start, ft.value_type);
-            ages := ages || format('%L, %s', ft.name, age);
-        END IF;
+        age_of := age_of || jsonb_build_object(ft.name, age);
+        ages := ages || format('%L, %s', ft.name, age);
     END LOOP;
 
     FOR rl IN SELECT * FROM lake.rules WHERE feature_set = p_name AND version = p_version ORDER BY ordinal LOOP
@@ -185,7 +299,6 @@ CREATE FUNCTION %1$s(p_entity text, as_of timestamptz DEFAULT now(), request jso
 RETURNS lake.vector LANGUAGE plpgsql STABLE AS $f$
 DECLARE
     f %2$s;
-    ages jsonb;
     %3$s
 BEGIN
     IF as_of IS NULL OR p_entity IS NULL THEN
@@ -195,13 +308,12 @@ BEGIN
         PERFORM lake.check_horizon(%4$L::text[], as_of);
     END IF;
     %5$s
+    SELECT %6$s INTO f;
     %7$s
-    ages := %6$s;
-    %11$s
-    RETURN ROW(%8$L, %9$s, p_entity, as_of, pg_current_snapshot()::text, to_jsonb(f), ages, %10$s)::lake.vector;
+    RETURN ROW(%8$L, %9$s, p_entity, as_of, pg_current_snapshot()::text, to_jsonb(f), %10$s, %11$s)::lake.vector;
 END $f$ $g$,
-        fn, row_type, decl, srcs, body, lake._jsonb_object_sql(ages), assign, p_name, p_version,
-        lake._jsonb_object_sql(flags), assign_od);
+        fn, row_type, decl, srcs, body, array_to_string(values_, ', '), assign_od, p_name, p_version,
+        lake._jsonb_object_sql(ages), lake._jsonb_object_sql(flags));
     result := (fn || '(text, timestamptz, jsonb)')::regprocedure;
     EXECUTE format('COMMENT ON FUNCTION %s IS %L', result,
                    'one-snapshot read of feature set ' || p_name || ' version ' || p_version || ' (generated from lake.features)');

@@ -34,10 +34,12 @@ BEGIN
     PERFORM set_config('lake.compacting', 'on', true);
     FOR p IN SELECT * FROM lake.retention_plan(p_now) ORDER BY 1 LOOP
         SELECT * INTO STRICT s FROM lake.sources WHERE name = p.source FOR UPDATE;
-        EXECUTE format('DELETE FROM %s WHERE %I < $1', s.table_name, s.time_column) USING p.raw_before;
-        GET DIAGNOSTICS n_raw = ROW_COUNT;
-        -- Lifetime rows and day tiles stay: they are the lifetime history as-of reads sum.
-        EXECUTE format('DELETE FROM lake_gen.%I WHERE grain NOT IN (0, 86400) AND tile_start < $1', s.name || '_tiles')
+        EXECUTE format('SELECT count(*) FROM %s WHERE %I < $1', s.table_name, s.time_column) INTO n_raw USING p.raw_before;
+        -- The events removed are folded into the entity's archive row, so lifetime values stay exact.
+        EXECUTE regexp_replace(lake._fold_life_sql(s.name, 'lake_d', format('lake_gen.%I', s.name || '_tiles'), -1),
+                               '^WITH ', format('WITH lake_d AS (DELETE FROM %s WHERE %I < $1 RETURNING *), ', s.table_name, s.time_column))
+          USING p.raw_before;
+        EXECUTE format('DELETE FROM lake_gen.%I WHERE grain > 0 AND tile_start < $1', s.name || '_tiles')
           USING p.raw_before;
         GET DIAGNOSTICS n_tiles = ROW_COUNT;
         IF n_raw > 0 OR n_tiles > 0 THEN
@@ -78,32 +80,48 @@ DECLARE
     s lake.sources;
     q lake._state_sql;
     cols text;
+    target text;
 BEGIN
     FOR s IN SELECT * FROM lake.sources WHERE kind = 'events' ORDER BY name LOOP
         q := lake._state_sql(s.name);
-        -- The same fold the trigger runs, over the whole landing table, into a scratch table.
-        EXECUTE format('CREATE TEMP TABLE lake_verify (LIKE lake_gen.%I INCLUDING ALL) ON COMMIT DROP', s.name || '_tiles');
-        EXECUTE replace(lake._fold_sql(s.name, s.table_name::text),
-                        format('lake_gen.%I', s.name || '_tiles'), 'pg_temp.lake_verify');
-        -- Distinct arrays compare as sets; everything else exactly.
+        target := format('lake_gen.%I', s.name || '_tiles');
+        -- The same folds the trigger runs, over the whole landing table, into a scratch table:
+        -- lifetime rows (plus the archive of compacted events) and the tiles of every entity.
+        EXECUTE format('CREATE TEMP TABLE lake_verify (LIKE %s INCLUDING ALL) ON COMMIT DROP', target);
+        EXECUTE lake._fold_life_sql(s.name, s.table_name::text, 'pg_temp.lake_verify', 0);
+        EXECUTE format('INSERT INTO pg_temp.lake_verify AS t (entity, grain, tile_start, %1$s%2$s) '
+                       || 'SELECT entity, 0, tile_start, %1$s%2$s FROM %3$s WHERE grain = -1 '
+                       || 'ON CONFLICT (entity, grain, tile_start) DO UPDATE SET %4$s',
+                       q.agg_names, q.dst_names, target, q.on_conflict);
+        IF cardinality(s.grains) > 0 THEN
+            EXECUTE lake._fold_tiles_sql(s.name, s.table_name::text, 'pg_temp.lake_verify', false);
+        END IF;
+        -- Aggregates compare exactly, distinct arrays as sets; bookkeeping columns are not state.
         SELECT string_agg(
                    CASE WHEN a.attname LIKE 'dst\_%'
                         THEN format('(SELECT array_agg(v ORDER BY v) FROM unnest(%1$s.%2$I) v)', '%1$s', a.attname)
                         ELSE format('%1$s.%2$I', '%1$s', a.attname) END, ', ' ORDER BY a.attnum)
           INTO cols
           FROM pg_attribute a
-         WHERE a.attrelid = format('lake_gen.%I', s.name || '_tiles')::regclass AND a.attnum > 3 AND NOT a.attisdropped;
+         WHERE a.attrelid = target::regclass AND a.attnum > 3 AND NOT a.attisdropped
+           AND a.attname NOT IN ('tiled_since', 'land_day', 'land_n');
+        -- Tiles are compared where reads use them: for tiled entities, from their first complete tile on.
         RETURN QUERY EXECUTE format(
             'SELECT %1$L::text, coalesce(m.entity, r.entity)::text, coalesce(m.grain, r.grain), coalesce(m.tile_start, r.tile_start), '
             || 'CASE WHEN m.entity IS NULL THEN ''missing from state'' WHEN r.entity IS NULL THEN ''in state but not in raw events'' '
             || 'ELSE ''state '' || row(%2$s)::text || '' <> raw '' || row(%3$s)::text END '
-            || 'FROM lake_gen.%4$I m FULL JOIN pg_temp.lake_verify r USING (entity, grain, tile_start) '
+            || 'FROM (SELECT * FROM %4$s WHERE grain >= 0) m FULL JOIN pg_temp.lake_verify r USING (entity, grain, tile_start) '
+            || 'LEFT JOIN %4$s life ON life.entity = coalesce(m.entity, r.entity) AND life.grain = 0 AND life.tile_start = ''-infinity'' '
             || 'WHERE (m.entity IS NULL OR r.entity IS NULL OR row(%2$s) IS DISTINCT FROM row(%3$s)) '
-            || '  AND ($1::timestamptz IS NULL OR (coalesce(m.grain, r.grain) <> 0 AND coalesce(m.tile_start, r.tile_start) >= $1))',
-            s.name, format(cols, 'm'), format(cols, 'r'), s.name || '_tiles')
+            || '  AND (coalesce(m.grain, r.grain) = 0 OR (life.tiled_since IS NOT NULL '
+            || '       AND coalesce(m.tile_start, r.tile_start) >= CASE WHEN life.tiled_since = ''-infinity'' THEN ''-infinity'' '
+            || '           ELSE date_bin(make_interval(secs => coalesce(m.grain, r.grain)), life.tiled_since, timestamptz ''epoch'') '
+            || '                + make_interval(secs => coalesce(m.grain, r.grain)) END '
+            || '       AND coalesce(m.tile_start, r.tile_start) >= coalesce($1, ''-infinity'')))',
+            s.name, format(cols, 'm'), format(cols, 'r'), target)
           USING s.compacted_before;
         DROP TABLE pg_temp.lake_verify;
     END LOOP;
 END
 $$;
-COMMENT ON FUNCTION lake.verify_state() IS 'recomputes every source''s state from its raw events and lists each row that differs (only rows the retained raw events cover, once compacted)';
+COMMENT ON FUNCTION lake.verify_state() IS 'recomputes every source''s state from its raw events (and the archive of compacted ones) and lists each row that differs';

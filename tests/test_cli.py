@@ -63,7 +63,7 @@ def test_embedded_lifecycle(lake_env: dict[str, str]) -> None:
     assert ok.returncode == 0 and "equals its recomputation" in ok.stdout
 
     with psycopg.connect(dsn, autocommit=True) as conn:  # corrupt the maintained state behind the trigger's back
-        conn.execute("UPDATE lake_gen.card_txn_tiles SET n = n + 1 WHERE grain = 60")
+        conn.execute("UPDATE lake_gen.card_txn_tiles SET n = n + 1 WHERE grain = 0")
     bad = cli(lake_env, "verify")
     assert bad.returncode == 1 and "MISMATCH" in bad.stdout and "c1" in bad.stdout
 

@@ -106,3 +106,4 @@ def test_every_feature_equals_recomputation(
     times = [off for _, off, *_ in stream[:4]]
     times += [t + d for t in times[:2] for d in (-1e-6, 1e-6, 7, 45, 600)]
     check_all(conn, cards, base, times + extra_times + [5 * 86400 + 3600])
+    assert conn.execute("SELECT * FROM lake.verify_state()").fetchall() == []

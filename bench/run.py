@@ -1,0 +1,152 @@
+"""Benchmarks of the lake core, as ratios measured in one run on one cluster.
+
+  ingest: maintained (features kept by the trigger) vs the same inserts into a bare table
+          - single-row transactions, 8 clients (pgbench)
+          - 1,000-row INSERT batches, 1 and 2 clients (pgbench)
+          - COPY of 1,000,000 rows (server-side file)
+  reads:  vector reads of the fraud feature set (23 features, 6 windows, 3 rules), 8 clients,
+          vs pgbench -S -M prepared on the same cluster
+
+Uses DATABASE_URL when set, else starts a throwaway cluster with the lake settings.
+Usage: .venv/bin/python bench/run.py [--seconds 15] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from app import migrate  # noqa: E402
+from app.embedded import Cluster, find_bindir  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+COPY_FILE = "/tmp/contextlake-bench-copy.csv"
+COLS = "event_id, card_id, merchant_id, amount, currency, country, channel, device_id, event_time"
+
+
+def machine() -> str:
+    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
+    mem = next((ln.split()[1] for ln in open("/proc/meminfo") if ln.startswith("MemTotal")), "0")
+    return f"{os.cpu_count()} cores ({cpu}), {int(mem) / 2**20:.0f} GiB, {platform.platform()}"
+
+
+def pgbench(dsn: str, script: list[str], clients: int, seconds: int) -> float:
+    """Transactions per second of a pgbench run (scripts by -f path or builtin flags)."""
+    cmd = [str(find_bindir() / "pgbench"), "-n", "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(seconds),
+           "-M", "prepared", *script, dsn]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    m = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out)
+    assert m, out
+    return float(m.group(1))
+
+
+def paired(name: str, a: tuple[str, list[str]], b: tuple[str, list[str]], dsn: str, clients: int, seconds: int,
+           rounds: int, rows_per_tx: int = 1) -> dict[str, object]:
+    """Alternate the two runs `rounds` times (noise hits both alike); report the mean rates and their ratio."""
+    ra, rb = [], []
+    for _ in range(rounds):
+        ra.append(pgbench(dsn, a[1], clients, seconds) * rows_per_tx)
+        rb.append(pgbench(dsn, b[1], clients, seconds) * rows_per_tx)
+    res = {"benchmark": name, a[0]: statistics.mean(ra), b[0]: statistics.mean(rb),
+           "ratio": statistics.mean(ra) / statistics.mean(rb), "runs": {a[0]: ra, b[0]: rb}}
+    print(f"  {name}: {a[0]} {res[a[0]]:,.0f}/s, {b[0]} {res[b[0]]:,.0f}/s, ratio {res['ratio']:.2f}", flush=True)
+    return res
+
+
+def timed(conn: psycopg.Connection, sql: str) -> float:
+    t0 = time.perf_counter()
+    conn.execute(sql)
+    conn.commit()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=int, default=15, help="length of each pgbench run")
+    ap.add_argument("--rounds", type=int, default=2, help="alternating rounds per comparison")
+    args = ap.parse_args()
+
+    cluster = None
+    base = os.environ.get("DATABASE_URL")
+    if not base:
+        home = Path(tempfile.mkdtemp(prefix="contextlake-bench-", dir="/tmp"))
+        os.chmod(home, 0o755)
+        cluster = Cluster(home=home, port=free_port(), dbname="postgres")
+        cluster.start()
+        base = cluster.dsn()
+    try:
+        admin = psycopg.connect(base, autocommit=True)
+        version = admin.execute("SELECT version()").fetchone()[0]  # type: ignore[index]
+        for db in ("bench_lake", "bench_pgbench"):
+            admin.execute(f"DROP DATABASE IF EXISTS {db}")
+            admin.execute(f"CREATE DATABASE {db}")
+        lake = base.rsplit("/", 1)[0] + "/bench_lake"
+        pgb = base.rsplit("/", 1)[0] + "/bench_pgbench"
+        print(f"machine: {machine()}\nserver: {version}", flush=True)
+        settings = admin.execute(
+            "SELECT string_agg(name || '=' || setting, ', ') FROM pg_settings WHERE name IN "
+            "('synchronous_commit', 'fsync', 'shared_buffers', 'wal_level', 'track_commit_timestamp')"
+        ).fetchone()[0]  # type: ignore[index]
+        print(f"settings: {settings}", flush=True)
+        migrate.upgrade(lake)
+        subprocess.run([str(find_bindir() / "pgbench"), "-i", "-q", "-s", "10", pgb], check=True, capture_output=True)
+        results = []
+        with psycopg.connect(lake) as conn:
+            conn.execute((HERE / "setup.sql").read_text())
+            conn.commit()
+            conn.execute(f"COPY bench.copy_source TO '{COPY_FILE}' (FORMAT csv)")
+            conn.commit()
+
+            print("ingest, maintained vs bare:", flush=True)
+            f = lambda n: ["-f", str(HERE / "pgbench" / n)]  # noqa: E731
+            results.append(paired("single-row tx, 8 clients", ("maintained", f("insert_lake.sql")),
+                                  ("bare", f("insert_bare.sql")), lake, 8, args.seconds, args.rounds))
+            results.append(paired("1,000-row INSERT, 1 client", ("maintained", f("batch_lake.sql")),
+                                  ("bare", f("batch_bare.sql")), lake, 1, args.seconds, args.rounds, 1000))
+            results.append(paired("1,000-row INSERT, 2 clients", ("maintained", f("batch_lake.sql")),
+                                  ("bare", f("batch_bare.sql")), lake, 2, args.seconds, args.rounds, 1000))
+            t_bare = timed(conn, f"COPY bench.bare_transactions ({COLS}) FROM '{COPY_FILE}' (FORMAT csv)")
+            t_lake = timed(conn, f"COPY cards.transactions ({COLS}) FROM '{COPY_FILE}' (FORMAT csv)")
+            res = {"benchmark": "COPY 1,000,000 rows", "maintained": 1e6 / t_lake, "bare": 1e6 / t_bare,
+                   "ratio": t_bare / t_lake}
+            print(f"  COPY 1,000,000 rows: maintained {res['maintained']:,.0f} rows/s, bare {res['bare']:,.0f} rows/s, "
+                  f"ratio {res['ratio']:.2f}", flush=True)
+            results.append(res)
+        with psycopg.connect(lake, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE cards.transactions")
+            conn.execute("VACUUM ANALYZE lake_gen.card_txn_tiles")
+
+        print("reads, 8 clients:", flush=True)
+        ra, rb = [], []
+        for _ in range(args.rounds):
+            ra.append(pgbench(lake, f("read_vector.sql"), 8, args.seconds))
+            rb.append(pgbench(pgb, ["-S"], 8, args.seconds))
+        res = {"benchmark": "vector read vs pgbench -S", "vector": statistics.mean(ra), "pgbench_S": statistics.mean(rb),
+               "ratio": statistics.mean(ra) / statistics.mean(rb), "runs": {"vector": ra, "pgbench_S": rb}}
+        print(f"  vector reads {res['vector']:,.0f}/s, pgbench -S {res['pgbench_S']:,.0f}/s, ratio {res['ratio']:.2f}")
+        results.append(res)
+        out = HERE / "results"
+        out.mkdir(exist_ok=True)
+        (out / f"core-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(
+            json.dumps({"machine": machine(), "server": version, "results": results}, indent=2))
+    finally:
+        if cluster is not None:
+            cluster.destroy()
+
+
+if __name__ == "__main__":
+    main()
