@@ -44,6 +44,7 @@ CREATE TABLE lake.sources (
     time_column      name NOT NULL,
     id_column        name,
     landed_column    name,
+    state_aggs       text[] NOT NULL DEFAULT '{}',
     tracked_columns  name[] NOT NULL DEFAULT '{}',
     distinct_columns name[] NOT NULL DEFAULT '{}',
     grains           int[] NOT NULL DEFAULT '{}',
@@ -52,6 +53,7 @@ CREATE TABLE lake.sources (
     created_at       timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE lake.sources IS 'one row per landing table (kind events) or batch feature table (kind batch); which columns and tile grains its state keeps';
+COMMENT ON COLUMN lake.sources.state_aggs IS 'what the state keeps per column (column:sum, column:cnt, column:minmax, column:last), derived from the features';
 COMMENT ON COLUMN lake.sources.grains IS 'tile sizes in seconds the windows of this source are read from';
 COMMENT ON COLUMN lake.sources.tile_threshold IS 'an entity gets time tiles once this many of its events land in one UTC day; until then its windows are read from raw events';
 COMMENT ON COLUMN lake.sources.compacted_before IS 'as-of reads before this time are refused: compaction removed the raw events they need';

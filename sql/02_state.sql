@@ -112,14 +112,16 @@ BEGIN
     FOREACH c IN ARRAY s.tracked_columns LOOP
         ct := lake._column_type(s.table_name, c);
         st := lake._sum_type(ct::regtype);
-        r.agg_columns := r.agg_columns || format(', %I bigint', 'cnt_' || c);
-        r.agg_names := r.agg_names || format(', %I', 'cnt_' || c);
-        r.fold_life := r.fold_life || format(', count(e.%I)', c);
-        r.fold_tiles := r.fold_tiles || format(', count(e.%I)', c);
-        r.raw_as_state := r.raw_as_state || format(', (e.%I IS NOT NULL)::int::bigint', c);
-        r.merge_state := r.merge_state || format(', sum(x.%I)::bigint', 'cnt_' || c);
-        r.on_conflict := r.on_conflict || format(', %1$I = t.%1$I + excluded.%1$I', 'cnt_' || c);
-        IF st IS NOT NULL THEN
+        IF c || ':cnt' = ANY (s.state_aggs) THEN
+            r.agg_columns := r.agg_columns || format(', %I bigint', 'cnt_' || c);
+            r.agg_names := r.agg_names || format(', %I', 'cnt_' || c);
+            r.fold_life := r.fold_life || format(', count(e.%I)', c);
+            r.fold_tiles := r.fold_tiles || format(', count(e.%I)', c);
+            r.raw_as_state := r.raw_as_state || format(', (e.%I IS NOT NULL)::int::bigint', c);
+            r.merge_state := r.merge_state || format(', sum(x.%I)::bigint', 'cnt_' || c);
+            r.on_conflict := r.on_conflict || format(', %1$I = t.%1$I + excluded.%1$I', 'cnt_' || c);
+        END IF;
+        IF st IS NOT NULL AND c || ':sum' = ANY (s.state_aggs) THEN
             r.agg_columns := r.agg_columns || format(', %I %s', 'sum_' || c, st);
             r.agg_names := r.agg_names || format(', %I', 'sum_' || c);
             r.fold_life := r.fold_life || format(', sum(e.%I)::%s', c, st);
@@ -130,7 +132,7 @@ BEGIN
                 ', %1$I = CASE WHEN t.%1$I IS NULL THEN excluded.%1$I WHEN excluded.%1$I IS NULL THEN t.%1$I ELSE t.%1$I + excluded.%1$I END',
                 'sum_' || c);
         END IF;
-        IF lake._has_minmax(ct::regtype) THEN
+        IF c || ':minmax' = ANY (s.state_aggs) THEN
             r.agg_columns := r.agg_columns || format(', %I %s, %I %s', 'min_' || c, ct, 'max_' || c, ct);
             r.agg_names := r.agg_names || format(', %I, %I', 'min_' || c, 'max_' || c);
             r.fold_life := r.fold_life || format(', min(e.%1$I), max(e.%1$I)', c);
@@ -140,14 +142,16 @@ BEGIN
             r.on_conflict := r.on_conflict || format(', %1$I = least(t.%1$I, excluded.%1$I), %2$I = greatest(t.%2$I, excluded.%2$I)',
                                                      'min_' || c, 'max_' || c);
         END IF;
-        r.agg_columns := r.agg_columns || format(', %I %s', 'last_' || c, ct);
-        r.agg_names := r.agg_names || format(', %I', 'last_' || c);
-        r.last_window := r.last_window || format(', first_value(e.%I) OVER lake_w AS %I', c, 'lake_last_' || c);
-        r.fold_life := r.fold_life || format(', (array_agg(e.%I))[1]', 'lake_last_' || c);
-        r.fold_tiles := r.fold_tiles || format(', NULL::%s', ct);
-        r.raw_as_state := r.raw_as_state || format(', e.%I', c);
-        r.merge_state := r.merge_state || format(', (array_agg(x.%I%s', 'last_' || c, ord_x);
-        r.on_conflict := r.on_conflict || ', ' || format('%I = ', 'last_' || c) || format(newer, 'last_' || c);
+        IF c || ':last' = ANY (s.state_aggs) THEN
+            r.agg_columns := r.agg_columns || format(', %I %s', 'last_' || c, ct);
+            r.agg_names := r.agg_names || format(', %I', 'last_' || c);
+            r.last_window := r.last_window || format(', first_value(e.%I) OVER lake_w AS %I', c, 'lake_last_' || c);
+            r.fold_life := r.fold_life || format(', (array_agg(e.%I))[1]', 'lake_last_' || c);
+            r.fold_tiles := r.fold_tiles || format(', NULL::%s', ct);
+            r.raw_as_state := r.raw_as_state || format(', e.%I', c);
+            r.merge_state := r.merge_state || format(', (array_agg(x.%I%s', 'last_' || c, ord_x);
+            r.on_conflict := r.on_conflict || ', ' || format('%I = ', 'last_' || c) || format(newer, 'last_' || c);
+        END IF;
     END LOOP;
     -- Last in the composite: from when the entity's tiles are complete (lifetime rows only).
     r.agg_columns := r.agg_columns || ', tiled_since timestamptz';
@@ -259,6 +263,45 @@ END
 $$;
 COMMENT ON FUNCTION lake._land_sql(text, text) IS 'the set-wise statement the maintenance trigger runs per INSERT/COPY statement';
 
+-- The maintenance trigger function: a direct upsert for a single-row statement (no sort, no
+-- grouping, tiles only when the entity has them), the set-wise statement for a batch.
+CREATE FUNCTION lake._maintain_function_sql(p_source text) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    s lake.sources;
+    q lake._state_sql := lake._state_sql(p_source);
+    day_n text := 'CASE WHEN t.land_day = excluded.land_day THEN t.land_n + excluded.land_n ELSE excluded.land_n END';
+    one text;
+BEGIN
+    SELECT * INTO STRICT s FROM lake.sources WHERE name = p_source;
+    one := format(
+        'INSERT INTO lake_gen.%1$I AS t (entity, grain, tile_start, %2$s%3$s, land_day, land_n) '
+        || 'SELECT e.%4$I, 0, ''-infinity''::timestamptz, %5$s, %6$s%7$s, (now() AT TIME ZONE ''UTC'')::date, 1 FROM new_rows AS e '
+        || 'ON CONFLICT (entity, grain, tile_start) DO UPDATE SET %8$s, land_day = excluded.land_day, land_n = %9$s, '
+        || 'tiled_since = CASE WHEN t.tiled_since IS NOT NULL THEN t.tiled_since '
+        || 'WHEN %9$s >= %10$s THEN coalesce(t.last_t, ''-infinity'') END '
+        || 'RETURNING tiled_since INTO tiled',
+        p_source || '_tiles', q.agg_names, q.dst_names, s.entity_column,
+        left(q.raw_as_state, -length(', NULL::timestamptz')),
+        CASE WHEN s.tile_threshold <= 1 THEN '''-infinity''::timestamptz' ELSE 'NULL::timestamptz' END,
+        q.dst_nulls, q.on_conflict, day_n, s.tile_threshold);
+    RETURN format(
+        'CREATE OR REPLACE FUNCTION lake_gen.%1$I() RETURNS trigger LANGUAGE plpgsql AS $f$ '
+        || 'DECLARE tiled timestamptz; rows int; '
+        || 'BEGIN SELECT count(*) INTO rows FROM (SELECT FROM new_rows LIMIT 2) AS x; '
+        || 'IF rows = 1 THEN %2$s; IF tiled IS NOT NULL THEN %3$s; END IF; '
+        || 'ELSIF rows > 1 THEN %4$s; END IF; RETURN NULL; END $f$; '
+        || 'COMMENT ON FUNCTION lake_gen.%1$I() IS %5$L',
+        p_source || '_maintain', one,
+        CASE WHEN cardinality(s.grains) > 0
+             THEN lake._fold_tiles_sql(p_source, 'new_rows', format('lake_gen.%I', p_source || '_tiles'), false)
+             ELSE 'NULL' END,
+        lake._land_sql(p_source, 'new_rows'),
+        'folds the events of one INSERT/COPY statement into ' || p_source || ' state, in the same transaction');
+END
+$$;
+COMMENT ON FUNCTION lake._maintain_function_sql(text) IS 'code generation: the trigger function that keeps a source''s state';
+
 -- ===========================================================================
 -- Code generation: tile table, maintenance trigger, read helpers
 -- ===========================================================================
@@ -300,11 +343,7 @@ BEGIN
                    || coalesce(nullif(array_to_string(s.grains, ', '), ''), '(none)') || ' s; maintained by trigger ' || trig);
 
     -- Maintenance: one statement-level trigger, so a batch of N rows is one set-wise statement.
-    EXECUTE format(
-        'CREATE OR REPLACE FUNCTION lake_gen.%I() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN %s; RETURN NULL; END $f$',
-        p_source || '_maintain', lake._land_sql(p_source, 'new_rows'));
-    EXECUTE format('COMMENT ON FUNCTION lake_gen.%I() IS %L', p_source || '_maintain',
-                   'folds the events of one INSERT/COPY statement into ' || p_source || ' state, in the same transaction');
+    EXECUTE lake._maintain_function_sql(p_source);
     EXECUTE format(
         'CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION lake_gen.%I()',
         trig, s.table_name, p_source || '_maintain');

@@ -87,40 +87,44 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'event source "%" is not defined', p_source USING ERRCODE = 'undefined_object';
     END IF;
-    EXECUTE format('CREATE OR REPLACE FUNCTION lake_gen.%I() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN %s; RETURN NULL; END $f$',
-                   p_source || '_maintain', lake._land_sql(p_source, 'new_rows'));
+    EXECUTE lake._maintain_function_sql(p_source);
 END
 $$;
 COMMENT ON FUNCTION lake.set_tile_threshold(text, int) IS 'knob: events per entity per day after which its windows are kept in tiles (fewer means more tiles, faster reads of busy entities)';
 
--- Makes sure a source's state keeps what a feature needs; regenerates it if not.
-CREATE FUNCTION lake._ensure_state(p_source text, p_column name, p_distinct boolean, p_grain int) RETURNS void
+-- Makes the state of a source keep exactly what its features need; regenerates it when that changed.
+CREATE FUNCTION lake._ensure_state(p_source text) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     s lake.sources;
-    changed boolean := false;
+    v_aggs text[];
+    v_cols name[];
+    v_dcols name[];
+    v_grains int[];
 BEGIN
     SELECT * INTO STRICT s FROM lake.sources WHERE name = p_source FOR UPDATE;
-    IF p_column IS NOT NULL AND NOT p_distinct AND NOT p_column = ANY (s.tracked_columns) THEN
-        s.tracked_columns := s.tracked_columns || p_column;
-        changed := true;
-    END IF;
-    IF p_column IS NOT NULL AND p_distinct AND NOT p_column = ANY (s.distinct_columns) THEN
-        s.distinct_columns := s.distinct_columns || p_column;
-        changed := true;
-    END IF;
-    IF p_grain IS NOT NULL AND NOT p_grain = ANY (s.grains) THEN
-        s.grains := ARRAY(SELECT DISTINCT g FROM unnest(s.grains || p_grain) AS g ORDER BY g);
-        changed := true;
-    END IF;
-    IF NOT changed THEN
+    -- What each aggregate needs kept per column: sum (sum, avg), cnt (avg), minmax (min, max), last (last).
+    SELECT coalesce(array_agg(DISTINCT a ORDER BY a), '{}') INTO v_aggs
+      FROM lake.features f
+     CROSS JOIN LATERAL unnest(CASE f.agg WHEN 'sum' THEN '{sum}'::text[] WHEN 'avg' THEN '{sum,cnt}'
+                                          WHEN 'min' THEN '{minmax}' WHEN 'max' THEN '{minmax}'
+                                          WHEN 'last' THEN '{last}' ELSE '{}' END) AS k
+     CROSS JOIN LATERAL (SELECT f.column_name || ':' || k) AS x(a)
+     WHERE f.source = p_source;
+    SELECT coalesce(array_agg(DISTINCT split_part(a, ':', 1)::name ORDER BY split_part(a, ':', 1)::name), '{}') INTO v_cols
+      FROM unnest(v_aggs) a;
+    SELECT coalesce(array_agg(DISTINCT column_name ORDER BY column_name), '{}') INTO v_dcols
+      FROM lake.features WHERE source = p_source AND agg = 'count_distinct';
+    SELECT coalesce(array_agg(DISTINCT grain ORDER BY grain), '{}') INTO v_grains
+      FROM lake.features WHERE source = p_source AND kind = 'window';
+    IF (v_aggs, v_cols, v_dcols, v_grains) = (s.state_aggs, s.tracked_columns, s.distinct_columns, s.grains) THEN
         RETURN;
     END IF;
     IF s.compacted_before IS NOT NULL THEN
         RAISE EXCEPTION 'source "%" was compacted before %; new state for it cannot be rebuilt from the raw events', p_source, s.compacted_before
-            USING HINT = 'define the feature over columns and windows the source already keeps, or reload the source';
+            USING HINT = 'define the feature over aggregates and windows the source already keeps, or reload the source';
     END IF;
-    UPDATE lake.sources SET tracked_columns = s.tracked_columns, distinct_columns = s.distinct_columns, grains = s.grains
+    UPDATE lake.sources SET state_aggs = v_aggs, tracked_columns = v_cols, distinct_columns = v_dcols, grains = v_grains
      WHERE name = p_source;
     PERFORM lake._generate_source(p_source);
     PERFORM lake._generate_feature_set(fs.name, fs.version)
@@ -128,7 +132,7 @@ BEGIN
       WHERE EXISTS (SELECT 1 FROM lake.features f WHERE f.name = ANY (fs.features) AND f.source = p_source);
 END
 $$;
-COMMENT ON FUNCTION lake._ensure_state(text, name, boolean, int) IS 'adds a tracked column or tile grain to a source and rebuilds its state from raw events';
+COMMENT ON FUNCTION lake._ensure_state(text) IS 'keeps a source''s state to what its features need (columns, aggregates, tile grains), rebuilding it from raw events on a change';
 
 -- ===========================================================================
 -- Features
@@ -222,7 +226,7 @@ BEGIN
             || ' of ' || p_source || ' per ' || s.entity
             || CASE WHEN p_window IS NULL THEN ' over its lifetime' ELSE ' over the last ' || p_window::text END,
             p_version, p_description);
-    PERFORM lake._ensure_state(p_source, p_column, p_agg = 'count_distinct', grain);
+    PERFORM lake._ensure_state(p_source);
 END
 $$;
 COMMENT ON FUNCTION lake.define_feature(text, text, text, name, interval, text, text, int) IS 'declares a lifetime or sliding-window aggregate of an event source';

@@ -101,13 +101,15 @@ BEGIN
     FOREACH c IN ARRAY src.tracked_columns LOOP
         ct := lake._column_type(src.table_name, c);
         st := lake._sum_type(ct::regtype);
-        tile_cols := tile_cols || format(', %I', 'cnt_' || c);
-        raw_cols := raw_cols || format(', (e.%I IS NOT NULL)::int::bigint', c);
-        IF st IS NOT NULL THEN
+        IF c || ':cnt' = ANY (src.state_aggs) THEN
+            tile_cols := tile_cols || format(', %I', 'cnt_' || c);
+            raw_cols := raw_cols || format(', (e.%I IS NOT NULL)::int::bigint', c);
+        END IF;
+        IF st IS NOT NULL AND c || ':sum' = ANY (src.state_aggs) THEN
             tile_cols := tile_cols || format(', %I', 'sum_' || c);
             raw_cols := raw_cols || format(', e.%I::%s', c, st);
         END IF;
-        IF lake._has_minmax(ct::regtype) THEN
+        IF c || ':minmax' = ANY (src.state_aggs) THEN
             tile_cols := tile_cols || format(', %I, %I', 'min_' || c, 'max_' || c);
             raw_cols := raw_cols || format(', e.%1$I, e.%1$I', c);
         END IF;
