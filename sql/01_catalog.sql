@@ -23,7 +23,8 @@ COMMENT ON TABLE lake.settings IS 'engine knobs a person may change with UPDATE;
 INSERT INTO lake.settings (key, value, description) VALUES
     ('retention_grace', '1 day', 'raw events are kept this long beyond the longest window that needs them (at least 1 hour)'),
     ('min_raw_retention', '0', 'raw events are never compacted before they are this old (e.g. ''180 days'' for training exports)'),
-    ('lag_window', '5 minutes', 'how far back lake.ingest_lag looks');
+    ('lag_window', '5 minutes', 'how far back lake.ingest_lag looks'),
+    ('maintenance_work_mem', '64MB', 'work_mem of the maintenance triggers: a large COPY sorts its events in memory (takes effect when a source is regenerated)');
 
 -- Reads a setting as text; a missing key is a programming error, so it raises.
 CREATE FUNCTION lake.setting(p_key text) RETURNS text

@@ -102,7 +102,9 @@ BEGIN
     r.agg_columns := format('n bigint, first_t timestamptz, last_t timestamptz, last_id %s', id_t);
     r.agg_names := 'n, first_t, last_t, last_id';
     r.last_window := format('first_value(e.%I) OVER lake_w AS lake_last_id', s.id_column);
-    r.fold_life := format('count(*), min(%s), max(%s), (array_agg(e.lake_last_id))[1]', t, t);
+    -- Within an entity every row carries the same last values (window functions), so min() picks them.
+    r.fold_life := format('count(*), min(%s), max(%s), %s', t, t,
+                          CASE WHEN lake._has_minmax(id_t::regtype) THEN 'min(e.lake_last_id)' ELSE '(array_agg(e.lake_last_id))[1]' END);
     r.fold_tiles := format('count(*), min(%s), max(%s), NULL::%s', t, t, id_t);
     r.raw_as_state := format('1::bigint, %s, %s, e.%I', t, t, s.id_column);
     r.merge_state := 'sum(x.n)::bigint, min(x.first_t), max(x.last_t), (array_agg(x.last_id' || ord_x;
@@ -146,7 +148,8 @@ BEGIN
             r.agg_columns := r.agg_columns || format(', %I %s', 'last_' || c, ct);
             r.agg_names := r.agg_names || format(', %I', 'last_' || c);
             r.last_window := r.last_window || format(', first_value(e.%I) OVER lake_w AS %I', c, 'lake_last_' || c);
-            r.fold_life := r.fold_life || format(', (array_agg(e.%I))[1]', 'lake_last_' || c);
+            r.fold_life := r.fold_life || format(CASE WHEN lake._has_minmax(ct::regtype) THEN ', min(e.%I)' ELSE ', (array_agg(e.%I))[1]' END,
+                                                 'lake_last_' || c);
             r.fold_tiles := r.fold_tiles || format(', NULL::%s', ct);
             r.raw_as_state := r.raw_as_state || format(', e.%I', c);
             r.merge_state := r.merge_state || format(', (array_agg(x.%I%s', 'last_' || c, ord_x);
@@ -286,7 +289,7 @@ BEGIN
         CASE WHEN s.tile_threshold <= 1 THEN '''-infinity''::timestamptz' ELSE 'NULL::timestamptz' END,
         q.dst_nulls, q.on_conflict, day_n, s.tile_threshold);
     RETURN format(
-        'CREATE OR REPLACE FUNCTION lake_gen.%1$I() RETURNS trigger LANGUAGE plpgsql AS $f$ '
+        'CREATE OR REPLACE FUNCTION lake_gen.%1$I() RETURNS trigger LANGUAGE plpgsql SET work_mem = %6$L AS $f$ '
         || 'DECLARE tiled timestamptz; rows int; '
         || 'BEGIN SELECT count(*) INTO rows FROM (SELECT FROM new_rows LIMIT 2) AS x; '
         || 'IF rows = 1 THEN %2$s; IF tiled IS NOT NULL THEN %3$s; END IF; '
@@ -297,7 +300,8 @@ BEGIN
              THEN lake._fold_tiles_sql(p_source, 'new_rows', format('lake_gen.%I', p_source || '_tiles'), false)
              ELSE 'NULL' END,
         lake._land_sql(p_source, 'new_rows'),
-        'folds the events of one INSERT/COPY statement into ' || p_source || ' state, in the same transaction');
+        'folds the events of one INSERT/COPY statement into ' || p_source || ' state, in the same transaction',
+        lake.setting('maintenance_work_mem'));
 END
 $$;
 COMMENT ON FUNCTION lake._maintain_function_sql(text) IS 'code generation: the trigger function that keeps a source''s state';
