@@ -5,6 +5,7 @@
           - 1,000-row INSERT batches, 1 and 2 clients (pgbench)
           - COPY of 1,000,000 rows (server-side file)
   reads:  vector reads of the fraud feature set (23 features, 6 windows, 3 rules), 8 clients,
+          of quiet cards (windows from raw events) and busy cards (windows from tiles),
           vs pgbench -S -M prepared on the same cluster
 
 Uses DATABASE_URL when set, else starts a throwaway cluster with the lake settings.
@@ -46,23 +47,48 @@ def machine() -> str:
 
 def pgbench(dsn: str, script: list[str], clients: int, seconds: int) -> float:
     """Transactions per second of a pgbench run (scripts by -f path or builtin flags)."""
-    cmd = [str(find_bindir() / "pgbench"), "-n", "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(seconds),
-           "-M", "prepared", *script, dsn]
+    cmd = [
+        str(find_bindir() / "pgbench"),
+        "-n",
+        "-c",
+        str(clients),
+        "-j",
+        str(min(clients, 2)),
+        "-T",
+        str(seconds),
+        "-M",
+        "prepared",
+        *script,
+        dsn,
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     m = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out)
     assert m, out
     return float(m.group(1))
 
 
-def paired(name: str, a: tuple[str, list[str]], b: tuple[str, list[str]], dsn: str, clients: int, seconds: int,
-           rounds: int, rows_per_tx: int = 1) -> dict[str, object]:
+def paired(
+    name: str,
+    a: tuple[str, list[str]],
+    b: tuple[str, list[str]],
+    dsn: str,
+    clients: int,
+    seconds: int,
+    rounds: int,
+    rows_per_tx: int = 1,
+) -> dict[str, object]:
     """Alternate the two runs `rounds` times (noise hits both alike); report the mean rates and their ratio."""
     ra, rb = [], []
     for _ in range(rounds):
         ra.append(pgbench(dsn, a[1], clients, seconds) * rows_per_tx)
         rb.append(pgbench(dsn, b[1], clients, seconds) * rows_per_tx)
-    res = {"benchmark": name, a[0]: statistics.mean(ra), b[0]: statistics.mean(rb),
-           "ratio": statistics.mean(ra) / statistics.mean(rb), "runs": {a[0]: ra, b[0]: rb}}
+    res = {
+        "benchmark": name,
+        a[0]: statistics.mean(ra),
+        b[0]: statistics.mean(rb),
+        "ratio": statistics.mean(ra) / statistics.mean(rb),
+        "runs": {a[0]: ra, b[0]: rb},
+    }
     print(f"  {name}: {a[0]} {res[a[0]]:,.0f}/s, {b[0]} {res[b[0]]:,.0f}/s, ratio {res['ratio']:.2f}", flush=True)
     return res
 
@@ -111,38 +137,94 @@ def main() -> None:
             conn.execute(f"COPY bench.copy_source TO '{COPY_FILE}' (FORMAT csv)")
             conn.commit()
 
-            print("ingest, maintained vs bare:", flush=True)
-            f = lambda n: ["-f", str(HERE / "pgbench" / n)]  # noqa: E731
-            results.append(paired("single-row tx, 8 clients", ("maintained", f("insert_lake.sql")),
-                                  ("bare", f("insert_bare.sql")), lake, 8, args.seconds, args.rounds))
-            results.append(paired("1,000-row INSERT, 1 client", ("maintained", f("batch_lake.sql")),
-                                  ("bare", f("batch_bare.sql")), lake, 1, args.seconds, args.rounds, 1000))
-            results.append(paired("1,000-row INSERT, 2 clients", ("maintained", f("batch_lake.sql")),
-                                  ("bare", f("batch_bare.sql")), lake, 2, args.seconds, args.rounds, 1000))
             t_bare = timed(conn, f"COPY bench.bare_transactions ({COLS}) FROM '{COPY_FILE}' (FORMAT csv)")
             t_lake = timed(conn, f"COPY cards.transactions ({COLS}) FROM '{COPY_FILE}' (FORMAT csv)")
-            res = {"benchmark": "COPY 1,000,000 rows", "maintained": 1e6 / t_lake, "bare": 1e6 / t_bare,
-                   "ratio": t_bare / t_lake}
-            print(f"  COPY 1,000,000 rows: maintained {res['maintained']:,.0f} rows/s, bare {res['bare']:,.0f} rows/s, "
-                  f"ratio {res['ratio']:.2f}", flush=True)
+            res = {
+                "benchmark": "COPY 1,000,000 rows",
+                "maintained": 1e6 / t_lake,
+                "bare": 1e6 / t_bare,
+                "ratio": t_bare / t_lake,
+            }
+            print("ingest by COPY, maintained vs bare:", flush=True)
+            print(
+                f"  COPY 1,000,000 rows: maintained {res['maintained']:,.0f} rows/s, bare {res['bare']:,.0f} rows/s, "
+                f"ratio {res['ratio']:.2f}",
+                flush=True,
+            )
             results.append(res)
+            conn.execute((HERE / "load_busy.sql").read_text())
+            conn.commit()
         with psycopg.connect(lake, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE cards.transactions")
             conn.execute("VACUUM ANALYZE lake_gen.card_txn_tiles")
+            busy = conn.execute("SELECT count(*) FROM lake_gen.card_txn_tiles WHERE tiled_since IS NOT NULL").fetchone()
+            print(f"  ({busy[0]:,} busy cards have tiles)", flush=True)  # type: ignore[index]
 
-        print("reads, 8 clients:", flush=True)
-        ra, rb = [], []
-        for _ in range(args.rounds):
-            ra.append(pgbench(lake, f("read_vector.sql"), 8, args.seconds))
-            rb.append(pgbench(pgb, ["-S"], 8, args.seconds))
-        res = {"benchmark": "vector read vs pgbench -S", "vector": statistics.mean(ra), "pgbench_S": statistics.mean(rb),
-               "ratio": statistics.mean(ra) / statistics.mean(rb), "runs": {"vector": ra, "pgbench_S": rb}}
-        print(f"  vector reads {res['vector']:,.0f}/s, pgbench -S {res['pgbench_S']:,.0f}/s, ratio {res['ratio']:.2f}")
-        results.append(res)
+        f = lambda n: ["-f", str(HERE / "pgbench" / n)]  # noqa: E731
+        print("reads, 8 clients, vs pgbench -S -M prepared on the same cluster:", flush=True)
+        for label, script in (
+            ("quiet cards (30 days, ~10 events each)", "read_vector.sql"),
+            ("busy cards (200 events in the last day, tiled)", "read_vector_busy.sql"),
+        ):
+            ra, rb = [], []
+            for _ in range(args.rounds):
+                ra.append(pgbench(lake, f(script), 8, args.seconds))
+                rb.append(pgbench(pgb, ["-S"], 8, args.seconds))
+            res = {
+                "benchmark": f"vector read, {label}",
+                "vector": statistics.mean(ra),
+                "pgbench_S": statistics.mean(rb),
+                "ratio": statistics.mean(ra) / statistics.mean(rb),
+                "runs": {"vector": ra, "pgbench_S": rb},
+            }
+            print(
+                f"  {label}: vector reads {res['vector']:,.0f}/s, pgbench -S {res['pgbench_S']:,.0f}/s, "
+                f"ratio {res['ratio']:.2f}",
+                flush=True,
+            )
+            results.append(res)
+
+        print("ingest by pgbench, maintained vs bare:", flush=True)
+        results.append(
+            paired(
+                "single-row tx, 8 clients",
+                ("maintained", f("insert_lake.sql")),
+                ("bare", f("insert_bare.sql")),
+                lake,
+                8,
+                args.seconds,
+                args.rounds,
+            )
+        )
+        results.append(
+            paired(
+                "1,000-row INSERT, 1 client",
+                ("maintained", f("batch_lake.sql")),
+                ("bare", f("batch_bare.sql")),
+                lake,
+                1,
+                args.seconds,
+                args.rounds,
+                1000,
+            )
+        )
+        results.append(
+            paired(
+                "1,000-row INSERT, 2 clients",
+                ("maintained", f("batch_lake.sql")),
+                ("bare", f("batch_bare.sql")),
+                lake,
+                2,
+                args.seconds,
+                args.rounds,
+                1000,
+            )
+        )
         out = HERE / "results"
         out.mkdir(exist_ok=True)
         (out / f"core-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(
-            json.dumps({"machine": machine(), "server": version, "results": results}, indent=2))
+            json.dumps({"machine": machine(), "server": version, "results": results}, indent=2)
+        )
     finally:
         if cluster is not None:
             cluster.destroy()

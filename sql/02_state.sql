@@ -187,25 +187,50 @@ COMMENT ON FUNCTION lake._state_sql(text) IS 'SQL fragments for one source''s st
 -- Code generation: the folds that maintain state
 -- ===========================================================================
 
--- Folds the events of p_from into one lifetime-style row per entity of p_target at p_grain
--- (0: lifetime, -1: archive of compacted events), without the hot-entity bookkeeping.
-CREATE FUNCTION lake._fold_life_sql(p_source text, p_from text, p_target text, p_grain int) RETURNS text
+-- The CTE lake_e: the events of p_from, each carrying its entity's last values (one sort, window functions).
+CREATE FUNCTION lake._last_values_cte(p_source text, p_from text) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    s lake.sources;
+BEGIN
+    SELECT * INTO STRICT s FROM lake.sources WHERE name = p_source;
+    RETURN format('lake_e AS (SELECT e.*, %1$s FROM %2$s AS e WINDOW lake_w AS (PARTITION BY e.%3$I ORDER BY e.%4$I DESC, e.%5$I DESC))',
+                  (lake._state_sql(p_source)).last_window, p_from, s.entity_column, s.time_column, s.id_column);
+END
+$$;
+COMMENT ON FUNCTION lake._last_values_cte(text, text) IS 'code generation: input of every lifetime fold';
+
+-- Folds lake_e into one lifetime-style row per entity of p_target at p_grain (0: lifetime, -1: archive
+-- of compacted events). With p_land, also the hot-entity bookkeeping of landing, returning each
+-- entity's tiled_since.
+CREATE FUNCTION lake._fold_life_sql(p_source text, p_target text, p_grain int, p_land boolean) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     s lake.sources;
     q lake._state_sql := lake._state_sql(p_source);
+    day_n text := 'CASE WHEN t.land_day = excluded.land_day THEN t.land_n + excluded.land_n ELSE excluded.land_n END';
 BEGIN
     SELECT * INTO STRICT s FROM lake.sources WHERE name = p_source;
+    -- An entity becomes tiled once tile_threshold of its events land in one day; its tiles are
+    -- complete from the newest event time it had before that.
     RETURN format(
-        'WITH lake_e AS (SELECT e.*, %1$s FROM %2$s AS e WINDOW lake_w AS (PARTITION BY e.%3$I ORDER BY e.%4$I DESC, e.%5$I DESC)) '
-        || 'INSERT INTO %6$s AS t (entity, grain, tile_start, %7$s%8$s) '
-        || 'SELECT e.%3$I, %9$s, ''-infinity''::timestamptz, %10$s, NULL::timestamptz%11$s FROM lake_e AS e GROUP BY e.%3$I ORDER BY e.%3$I '
-        || 'ON CONFLICT (entity, grain, tile_start) DO UPDATE SET %12$s',
-        q.last_window, p_from, s.entity_column, s.time_column, s.id_column, p_target,
-        q.agg_names, q.dst_names, p_grain, q.fold_life, q.dst_nulls, q.on_conflict);
+        'INSERT INTO %1$s AS t (entity, grain, tile_start, %2$s%3$s%4$s) '
+        || 'SELECT e.%5$I, %6$s, ''-infinity''::timestamptz, %7$s, %8$s%9$s%10$s FROM lake_e AS e GROUP BY e.%5$I ORDER BY e.%5$I '
+        || 'ON CONFLICT (entity, grain, tile_start) DO UPDATE SET %11$s%12$s',
+        p_target, q.agg_names, q.dst_names, CASE WHEN p_land THEN ', land_day, land_n' ELSE '' END,
+        s.entity_column, p_grain, q.fold_life,
+        CASE WHEN p_land THEN format('CASE WHEN count(*) >= %s THEN ''-infinity''::timestamptz END', s.tile_threshold)
+             ELSE 'NULL::timestamptz' END,
+        q.dst_nulls, CASE WHEN p_land THEN ', (now() AT TIME ZONE ''UTC'')::date, count(*)' ELSE '' END,
+        q.on_conflict,
+        CASE WHEN p_land THEN format(', land_day = excluded.land_day, land_n = %1$s, '
+                                     || 'tiled_since = CASE WHEN t.tiled_since IS NOT NULL THEN t.tiled_since '
+                                     || 'WHEN %1$s >= %2$s THEN coalesce(t.last_t, ''-infinity'') END '
+                                     || 'RETURNING entity, tiled_since', day_n, s.tile_threshold)
+             ELSE '' END);
 END
 $$;
-COMMENT ON FUNCTION lake._fold_life_sql(text, text, text, int) IS 'lifetime fold used by compaction (into the archive row) and by verify';
+COMMENT ON FUNCTION lake._fold_life_sql(text, text, int, boolean) IS 'lifetime fold: landing (with the hot-entity bookkeeping), compaction (into the archive row) and verify';
 
 -- Folds the events of p_from into tile rows of every grain; with p_hot_only only for entities the
 -- statement's lifetime upsert (CTE lake_life) reports as tiled.
@@ -236,32 +261,13 @@ COMMENT ON FUNCTION lake._fold_tiles_sql(text, text, text, boolean) IS 'tile fol
 CREATE FUNCTION lake._land_sql(p_source text, p_from text) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    s lake.sources;
-    q lake._state_sql := lake._state_sql(p_source);
-    day_n text := 'CASE WHEN t.land_day = excluded.land_day THEN t.land_n + excluded.land_n ELSE excluded.land_n END';
-    life text;
-    tiles text := lake._fold_tiles_sql(p_source, p_from, format('lake_gen.%I', p_source || '_tiles'), true);
+    life text := lake._last_values_cte(p_source, p_from) || ', lake_life AS ('
+                 || lake._fold_life_sql(p_source, format('lake_gen.%I', p_source || '_tiles'), 0, true) || ')';
 BEGIN
-    SELECT * INTO STRICT s FROM lake.sources WHERE name = p_source;
-    -- Every event updates its entity's lifetime row. An entity becomes tiled once tile_threshold of its
-    -- events land in one day; its tiles are complete from the newest event time it had before that.
-    life := format(
-        'lake_e AS (SELECT e.*, %1$s FROM %2$s AS e WINDOW lake_w AS (PARTITION BY e.%3$I ORDER BY e.%4$I DESC, e.%5$I DESC)), '
-        || 'lake_life AS (INSERT INTO lake_gen.%6$I AS t (entity, grain, tile_start, %7$s%8$s, land_day, land_n) '
-        || 'SELECT e.%3$I, 0, ''-infinity''::timestamptz, %9$s%10$s, (now() AT TIME ZONE ''UTC'')::date, count(*) '
-        || 'FROM lake_e AS e GROUP BY e.%3$I ORDER BY e.%3$I '
-        || 'ON CONFLICT (entity, grain, tile_start) DO UPDATE SET %11$s, land_day = excluded.land_day, land_n = %12$s, '
-        || 'tiled_since = CASE WHEN t.tiled_since IS NOT NULL THEN t.tiled_since '
-        || 'WHEN %12$s >= %13$s THEN coalesce(t.last_t, ''-infinity'') END '
-        || 'RETURNING entity, tiled_since)',
-        q.last_window, p_from, s.entity_column, s.time_column, s.id_column, p_source || '_tiles',
-        q.agg_names, q.dst_names,
-        q.fold_life || format(', CASE WHEN count(*) >= %s THEN ''-infinity''::timestamptz END', s.tile_threshold),
-        q.dst_nulls, q.on_conflict, day_n, s.tile_threshold);
-    IF cardinality(s.grains) = 0 THEN
+    IF cardinality((SELECT grains FROM lake.sources WHERE name = p_source)) = 0 THEN
         RETURN 'WITH ' || life || ' SELECT count(*) FROM lake_life';
     END IF;
-    RETURN 'WITH ' || life || ' ' || tiles;
+    RETURN 'WITH ' || life || ' ' || lake._fold_tiles_sql(p_source, p_from, format('lake_gen.%I', p_source || '_tiles'), true);
 END
 $$;
 COMMENT ON FUNCTION lake._land_sql(text, text) IS 'the set-wise statement the maintenance trigger runs per INSERT/COPY statement';

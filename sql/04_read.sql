@@ -67,6 +67,18 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 COMMENT ON FUNCTION lake._jsonb_object_sql(text[]) IS 'code generation helper for objects of more than 50 keys';
 
+-- One window feature as an aggregate over the read's rows x that satisfy p_in.
+CREATE FUNCTION lake._window_agg_sql(ft lake.features, p_in text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE ft.agg
+        WHEN 'count' THEN format('sum(x.n) FILTER (WHERE %s)', p_in)
+        WHEN 'avg' THEN format('sum(x.%1$I) FILTER (WHERE %3$s) / nullif(sum(x.%2$I) FILTER (WHERE %3$s), 0)',
+                               'sum_' || ft.column_name, 'cnt_' || ft.column_name, p_in)
+        WHEN 'count_distinct' THEN format('count(DISTINCT x.%I) FILTER (WHERE %s)', 'dv_' || ft.column_name, p_in)
+        ELSE format('%s(x.%I) FILTER (WHERE %s)', ft.agg, ft.agg || '_' || ft.column_name, p_in) END
+$$;
+COMMENT ON FUNCTION lake._window_agg_sql(lake.features, text) IS 'code generation: a window feature over tile and raw rows';
+
 -- The window part of a feature set's read for one event source: one statement computing every
 -- window feature of the source into variables v_<position>, raw events only for entities without
 -- tiles, complete tiles plus raw edges for the others.
@@ -156,18 +168,8 @@ BEGIN
                          p_i, k, ft.grain);
         targets := targets || format('v_%s', array_position(p_features, ft.name));
         decl := decl || format('v_%s %s; ', array_position(p_features, ft.name), ft.value_type);
-        cold_exprs := cold_exprs || CASE ft.agg
-            WHEN 'count' THEN format('sum(x.n) FILTER (WHERE %s)', cold_in)
-            WHEN 'avg' THEN format('sum(x.%1$I) FILTER (WHERE %3$s) / nullif(sum(x.%2$I) FILTER (WHERE %3$s), 0)',
-                                   'sum_' || ft.column_name, 'cnt_' || ft.column_name, cold_in)
-            WHEN 'count_distinct' THEN format('count(DISTINCT x.%I) FILTER (WHERE %s)', 'dv_' || ft.column_name, cold_in)
-            ELSE format('%s(x.%I) FILTER (WHERE %s)', ft.agg, ft.agg || '_' || ft.column_name, cold_in) END;
-        hot_exprs := hot_exprs || CASE ft.agg
-            WHEN 'count' THEN format('sum(x.n) FILTER (WHERE %s)', hot_in)
-            WHEN 'avg' THEN format('sum(x.%1$I) FILTER (WHERE %3$s) / nullif(sum(x.%2$I) FILTER (WHERE %3$s), 0)',
-                                   'sum_' || ft.column_name, 'cnt_' || ft.column_name, hot_in)
-            WHEN 'count_distinct' THEN format('count(DISTINCT x.%I) FILTER (WHERE %s)', 'dv_' || ft.column_name, hot_in)
-            ELSE format('%s(x.%I) FILTER (WHERE %s)', ft.agg, ft.agg || '_' || ft.column_name, hot_in) END;
+        cold_exprs := cold_exprs || lake._window_agg_sql(ft, cold_in);
+        hot_exprs := hot_exprs || lake._window_agg_sql(ft, hot_in);
         IF ft.agg = 'count_distinct' THEN
             dst_branches := dst_branches || format(
                 ' UNION ALL SELECT grain, tile_start, %s FROM lake_gen.%I WHERE entity = p_entity::%s AND grain = %s '

@@ -36,8 +36,9 @@ BEGIN
         SELECT * INTO STRICT s FROM lake.sources WHERE name = p.source FOR UPDATE;
         EXECUTE format('SELECT count(*) FROM %s WHERE %I < $1', s.table_name, s.time_column) INTO n_raw USING p.raw_before;
         -- The events removed are folded into the entity's archive row, so lifetime values stay exact.
-        EXECUTE regexp_replace(lake._fold_life_sql(s.name, 'lake_d', format('lake_gen.%I', s.name || '_tiles'), -1),
-                               '^WITH ', format('WITH lake_d AS (DELETE FROM %s WHERE %I < $1 RETURNING *), ', s.table_name, s.time_column))
+        EXECUTE format('WITH lake_d AS (DELETE FROM %s WHERE %I < $1 RETURNING *), ', s.table_name, s.time_column)
+                || lake._last_values_cte(s.name, 'lake_d') || ' '
+                || lake._fold_life_sql(s.name, format('lake_gen.%I', s.name || '_tiles'), -1, false)
           USING p.raw_before;
         EXECUTE format('DELETE FROM lake_gen.%I WHERE grain > 0 AND tile_start < $1', s.name || '_tiles')
           USING p.raw_before;
@@ -88,7 +89,8 @@ BEGIN
         -- The same folds the trigger runs, over the whole landing table, into a scratch table:
         -- lifetime rows (plus the archive of compacted events) and the tiles of every entity.
         EXECUTE format('CREATE TEMP TABLE lake_verify (LIKE %s INCLUDING ALL) ON COMMIT DROP', target);
-        EXECUTE lake._fold_life_sql(s.name, s.table_name::text, 'pg_temp.lake_verify', 0);
+        EXECUTE 'WITH ' || lake._last_values_cte(s.name, s.table_name::text) || ' '
+                || lake._fold_life_sql(s.name, 'pg_temp.lake_verify', 0, false);
         EXECUTE format('INSERT INTO pg_temp.lake_verify AS t (entity, grain, tile_start, %1$s%2$s) '
                        || 'SELECT entity, 0, tile_start, %1$s%2$s FROM %3$s WHERE grain = -1 '
                        || 'ON CONFLICT (entity, grain, tile_start) DO UPDATE SET %4$s',
