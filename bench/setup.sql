@@ -1,9 +1,8 @@
--- Benchmark setup: a bare copy of the landing table (no lake trigger, no lake indexes)
+-- Benchmark setup: a bare copy of the landing table (same columns, constraints and indexes, no trigger)
 -- and a CSV of 1,000,000 transactions over the last 30 days for 100,000 cards.
 DROP SCHEMA IF EXISTS bench CASCADE;
 CREATE SCHEMA bench;
-CREATE TABLE bench.bare_transactions (LIKE cards.transactions INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
-ALTER TABLE bench.bare_transactions ADD PRIMARY KEY (event_id);
+CREATE TABLE bench.bare_transactions (LIKE cards.transactions INCLUDING ALL);
 CREATE UNLOGGED TABLE bench.copy_source AS
 SELECT 'c' || i AS event_id, 'card-' || lpad((i % 100000 + 1)::text, 6, '0') AS card_id, 'm' || (i * 31 % 5000) AS merchant_id,
        round((random() * 200)::numeric, 2) AS amount, 'EUR' AS currency, 'FR' AS country, 'pos' AS channel, NULL AS device_id,

@@ -101,6 +101,8 @@ DECLARE
     targets text[] := '{}';
     tile_pred text[] := '{}';
     raw_pred text[] := '{}';
+    raw_pred_serving text[] := '{}';
+    hot_sql text;
     dst_branches text := '';
     cold_in text;
     hot_in text;
@@ -154,10 +156,13 @@ BEGIN
                 tile_pred := tile_pred || format('(entity = p_entity::%4$s AND grain = %3$s AND tile_start >= a_%1$s_%2$s AND tile_start < b_%1$s_%2$s)', p_i, k, ft.grain, key_t);
             END IF;
             -- The entity condition sits in every arm so each arm is one range of the (entity, time) index.
-            raw_pred := raw_pred || format(
-                '(e.%4$I = p_entity::%5$s AND e.%3$I > lo_%1$s_%2$s AND e.%3$I < least(a_%1$s_%2$s, as_of + interval ''1 microsecond'')) '
-                || 'OR (e.%4$I = p_entity::%5$s AND e.%3$I >= greatest(a_%1$s_%2$s, b_%1$s_%2$s) AND e.%3$I <= as_of)',
+            -- Serving reads (as_of at or after the entity's newest event) have no right edge.
+            raw_pred_serving := raw_pred_serving || format(
+                '(e.%4$I = p_entity::%5$s AND e.%3$I > lo_%1$s_%2$s AND e.%3$I < least(a_%1$s_%2$s, as_of + interval ''1 microsecond''))',
                 p_i, k, src.time_column, src.entity_column, key_t);
+            raw_pred := raw_pred || (raw_pred_serving[cardinality(raw_pred_serving)] || format(
+                ' OR (e.%4$I = p_entity::%5$s AND e.%3$I >= greatest(a_%1$s_%2$s, b_%1$s_%2$s) AND e.%3$I <= as_of)',
+                p_i, k, src.time_column, src.entity_column, key_t));
         ELSIF ft.agg <> 'count_distinct' AND NOT EXISTS (
                 SELECT 1 FROM unnest(tile_pred) p WHERE p LIKE format('%%a\_%s\_%s %%', p_i, k)) THEN
             tile_pred := tile_pred || format('(entity = p_entity::%4$s AND grain = %3$s AND tile_start >= a_%1$s_%2$s AND tile_start < b_%1$s_%2$s)', p_i, k, ft.grain, key_t);
@@ -185,13 +190,14 @@ BEGIN
     IF cardinality(targets) = 0 THEN
         RETURN;
     END IF;
+    hot_sql := 'SELECT %12$s INTO %3$s FROM (SELECT %13$s%14$s FROM lake_gen.%15$I WHERE %16$s%17$s '
+               || 'UNION ALL SELECT %4$s FROM %5$s AS e WHERE %18$s) AS x(g, ts, n%10$s); ';
     body := format(
         'IF s_%1$s.last_t IS NOT NULL THEN IF s_%1$s.tiled_since IS NULL THEN '
         || 'SELECT %2$s INTO %3$s FROM (SELECT %4$s FROM %5$s AS e WHERE e.%6$I = p_entity::%7$s '
         || 'AND e.%8$I > as_of - %9$L::interval AND e.%8$I <= as_of) AS x(g, ts, n%10$s); '
         || 'ELSE %11$s'
-        || 'SELECT %12$s INTO %3$s FROM (SELECT %13$s%14$s FROM lake_gen.%15$I WHERE %16$s%17$s '
-        || 'UNION ALL SELECT %4$s FROM %5$s AS e WHERE %18$s) AS x(g, ts, n%10$s); '
+        || 'IF as_of >= s_%1$s.last_t THEN ' || replace(hot_sql, '%18$s', '%19$s') || 'ELSE ' || hot_sql || 'END IF; '
         || 'END IF; END IF; ',
         p_i, array_to_string(cold_exprs, ', '), array_to_string(targets, ', '), raw_cols, src.table_name,
         src.entity_column, key_t, src.time_column,
@@ -201,7 +207,7 @@ BEGIN
              || ARRAY(SELECT quote_ident('dv_' || d) FROM unnest(src.distinct_columns) d)) AS col WHERE col <> ''),
         body, array_to_string(hot_exprs, ', '), tile_cols, dv_nulls, p_source || '_tiles',
         coalesce(nullif(array_to_string(tile_pred, ' OR '), ''), 'false'), dst_branches,
-        array_to_string(raw_pred, ' OR '));
+        array_to_string(raw_pred, ' OR '), array_to_string(raw_pred_serving, ' OR '));
 END
 $$;
 COMMENT ON FUNCTION lake._windows_sql(text, int, text[]) IS 'code generation: every window feature of one source in one statement';
