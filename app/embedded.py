@@ -11,6 +11,7 @@ import glob
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -64,6 +65,16 @@ def _run_as() -> list[str]:
     except KeyError as exc:
         raise EmbeddedError("running as root needs a 'postgres' system user to own the cluster") from exc
     return ["runuser", "-u", "postgres", "--"]
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 @dataclass
@@ -145,6 +156,11 @@ class Cluster:
         self.init()
         if not self.running():
             self._own()
+            if not port_is_free(self.port):
+                raise EmbeddedError(
+                    f"port {self.port} on 127.0.0.1 is taken by another server: stop it, "
+                    "or set CONTEXTLAKE_PG_PORT to a free port before the lake is first created"
+                )
             try:
                 self._run("pg_ctl", "start", "-D", str(self.datadir), "-l", str(self.logfile), "-w", "-t", "60")
             except EmbeddedError as exc:
