@@ -9,11 +9,13 @@ import sys
 from collections.abc import Callable
 
 import psycopg
+import sqlalchemy.exc
 
 from app import database, migrate
 from app.embedded import EmbeddedError, find_bindir
 from app.queries import query
 from app.table import render
+from migrations.sqlfile import MigrationChecksumError
 
 
 def _print_query(conn: psycopg.Connection, name: str) -> int:
@@ -137,14 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     func = COMMANDS[args.command][0]
     try:
         return func(args)
-    except (EmbeddedError, psycopg.OperationalError) as exc:
-        print(f"contextlake: {exc}", file=sys.stderr)
+    except (EmbeddedError, MigrationChecksumError, psycopg.Error, sqlalchemy.exc.DBAPIError) as exc:
+        # Definition, migration and connection errors: one clear line, no traceback.
+        print(f"contextlake: {str(exc).strip()}", file=sys.stderr)
         return 2
-    except Exception as exc:  # a clear one-line message for definition and migration errors
-        if type(exc).__name__ in {"MigrationChecksumError"} or isinstance(exc, psycopg.Error):
-            print(f"contextlake: {exc}", file=sys.stderr)
-            return 2
-        raise
 
 
 if __name__ == "__main__":

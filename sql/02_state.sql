@@ -360,6 +360,10 @@ BEGIN
     EXECUTE format(
         'CREATE TRIGGER %I BEFORE UPDATE OR DELETE OR TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION lake._refuse_change()',
         guard, s.table_name);
+    EXECUTE format('COMMENT ON TRIGGER %I ON %s IS %L', trig, s.table_name,
+                   'keeps the features of source ' || p_source || ' in the transaction that lands its events');
+    EXECUTE format('COMMENT ON TRIGGER %I ON %s IS %L', guard, s.table_name,
+                   'landing tables are append-only: the state is a fold of every event landed');
 
     -- Shared by the window and distinct helpers: which tiles are complete and where raw edges start.
     -- a: first tile starting after lo (and after the entity got tiles); b: first tile not entirely at or
