@@ -21,7 +21,7 @@ def _all() -> dict[str, str]:
 def query(name: str) -> sql.SQL:
     """The named query, ready for cursor.execute."""
     try:
-        return sql.SQL(_all()[name])  # type: ignore[arg-type]
+        return sql.SQL(_all()[name])
     except KeyError:
         raise KeyError(f"no query named {name!r} in {QUERY_FILE}") from None
 

@@ -12,6 +12,7 @@ import hashlib
 import re
 from pathlib import Path
 
+import psycopg
 from alembic import op
 from sqlalchemy.engine import Connection
 
@@ -44,10 +45,11 @@ def apply(py_file: str, revision: str) -> None:
     payload = expand(sql_path)
     bind = op.get_bind()
     # The raw psycopg connection runs a multi-statement script (no bind parameters, no ':' parsing).
-    raw = bind.connection.dbapi_connection
-    assert raw is not None
+    raw = bind.connection.driver_connection
+    if not isinstance(raw, psycopg.Connection):
+        raise TypeError(f"migrations run on psycopg 3, not {type(raw).__name__}")
     with raw.cursor() as cur:
-        cur.execute(payload)  # type: ignore[arg-type]
+        cur.execute(payload.encode("utf-8"))
         cur.execute(
             "INSERT INTO lake.migration_checksums (revision, name, sha256) VALUES (%s, %s, %s)",
             (revision, sql_path.stem, hashlib.sha256(payload.encode("utf-8")).hexdigest()),
