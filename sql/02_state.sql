@@ -29,6 +29,22 @@ END
 $$;
 COMMENT ON FUNCTION lake._column_type(regclass, name) IS 'column type (with its modifier, e.g. character(2)) that fails with the list of real columns, for definition errors';
 
+-- The same type without its modifier: parameters are cast to it, so a too-long key is no key
+-- rather than a silently truncated one.
+CREATE FUNCTION lake._column_base_type(p_table regclass, p_column name) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT format_type(lake._column_type(p_table, p_column)::regtype, NULL)
+$$;
+COMMENT ON FUNCTION lake._column_base_type(regclass, name) IS 'cast target for entity keys in generated reads';
+
+-- An interval as a fixed number of seconds: subtracting '1 day' from a timestamptz follows the
+-- session's time zone across daylight saving changes, subtracting '86400 seconds' does not.
+CREATE FUNCTION lake._fixed_interval(p_interval interval) RETURNS interval
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT make_interval(secs => extract(epoch FROM p_interval))
+$$;
+COMMENT ON FUNCTION lake._fixed_interval(interval) IS 'windows are exact durations, whatever the session TimeZone';
+
 -- Whether sum() applies to the type, and the type the state keeps the sum in.
 CREATE FUNCTION lake._sum_type(p_type regtype) RETURNS regtype
 LANGUAGE sql IMMUTABLE AS $$
@@ -115,45 +131,45 @@ BEGIN
         ct := lake._column_type(s.table_name, c);
         st := lake._sum_type(ct::regtype);
         IF c || ':cnt' = ANY (s.state_aggs) THEN
-            r.agg_columns := r.agg_columns || format(', %I bigint', 'cnt_' || c);
-            r.agg_names := r.agg_names || format(', %I', 'cnt_' || c);
+            r.agg_columns := r.agg_columns || format(', %I bigint', 'cnt__' || c);
+            r.agg_names := r.agg_names || format(', %I', 'cnt__' || c);
             r.fold_life := r.fold_life || format(', count(e.%I)', c);
             r.fold_tiles := r.fold_tiles || format(', count(e.%I)', c);
             r.raw_as_state := r.raw_as_state || format(', (e.%I IS NOT NULL)::int::bigint', c);
-            r.merge_state := r.merge_state || format(', sum(x.%I)::bigint', 'cnt_' || c);
-            r.on_conflict := r.on_conflict || format(', %1$I = t.%1$I + excluded.%1$I', 'cnt_' || c);
+            r.merge_state := r.merge_state || format(', sum(x.%I)::bigint', 'cnt__' || c);
+            r.on_conflict := r.on_conflict || format(', %1$I = t.%1$I + excluded.%1$I', 'cnt__' || c);
         END IF;
         IF st IS NOT NULL AND c || ':sum' = ANY (s.state_aggs) THEN
-            r.agg_columns := r.agg_columns || format(', %I %s', 'sum_' || c, st);
-            r.agg_names := r.agg_names || format(', %I', 'sum_' || c);
+            r.agg_columns := r.agg_columns || format(', %I %s', 'sum__' || c, st);
+            r.agg_names := r.agg_names || format(', %I', 'sum__' || c);
             r.fold_life := r.fold_life || format(', sum(e.%I)::%s', c, st);
             r.fold_tiles := r.fold_tiles || format(', sum(e.%I)::%s', c, st);
             r.raw_as_state := r.raw_as_state || format(', e.%I::%s', c, st);
-            r.merge_state := r.merge_state || format(', sum(x.%I)', 'sum_' || c);
+            r.merge_state := r.merge_state || format(', sum(x.%I)', 'sum__' || c);
             r.on_conflict := r.on_conflict || format(
                 ', %1$I = CASE WHEN t.%1$I IS NULL THEN excluded.%1$I WHEN excluded.%1$I IS NULL THEN t.%1$I ELSE t.%1$I + excluded.%1$I END',
-                'sum_' || c);
+                'sum__' || c);
         END IF;
         IF c || ':minmax' = ANY (s.state_aggs) THEN
-            r.agg_columns := r.agg_columns || format(', %I %s, %I %s', 'min_' || c, ct, 'max_' || c, ct);
-            r.agg_names := r.agg_names || format(', %I, %I', 'min_' || c, 'max_' || c);
+            r.agg_columns := r.agg_columns || format(', %I %s, %I %s', 'min__' || c, ct, 'max__' || c, ct);
+            r.agg_names := r.agg_names || format(', %I, %I', 'min__' || c, 'max__' || c);
             r.fold_life := r.fold_life || format(', min(e.%1$I), max(e.%1$I)', c);
             r.fold_tiles := r.fold_tiles || format(', min(e.%1$I), max(e.%1$I)', c);
             r.raw_as_state := r.raw_as_state || format(', e.%1$I, e.%1$I', c);
-            r.merge_state := r.merge_state || format(', min(x.%I), max(x.%I)', 'min_' || c, 'max_' || c);
+            r.merge_state := r.merge_state || format(', min(x.%I), max(x.%I)', 'min__' || c, 'max__' || c);
             r.on_conflict := r.on_conflict || format(', %1$I = least(t.%1$I, excluded.%1$I), %2$I = greatest(t.%2$I, excluded.%2$I)',
-                                                     'min_' || c, 'max_' || c);
+                                                     'min__' || c, 'max__' || c);
         END IF;
         IF c || ':last' = ANY (s.state_aggs) THEN
-            r.agg_columns := r.agg_columns || format(', %I %s', 'last_' || c, ct);
-            r.agg_names := r.agg_names || format(', %I', 'last_' || c);
+            r.agg_columns := r.agg_columns || format(', %I %s', 'last__' || c, ct);
+            r.agg_names := r.agg_names || format(', %I', 'last__' || c);
             r.last_window := r.last_window || format(', first_value(e.%I) OVER lake_w AS %I', c, 'lake_last_' || c);
             r.fold_life := r.fold_life || format(CASE WHEN lake._has_minmax(ct::regtype) THEN ', min(e.%I)' ELSE ', (array_agg(e.%I))[1]' END,
                                                  'lake_last_' || c);
             r.fold_tiles := r.fold_tiles || format(', NULL::%s', ct);
             r.raw_as_state := r.raw_as_state || format(', e.%I', c);
-            r.merge_state := r.merge_state || format(', (array_agg(x.%I%s', 'last_' || c, ord_x);
-            r.on_conflict := r.on_conflict || ', ' || format('%I = ', 'last_' || c) || format(newer, 'last_' || c);
+            r.merge_state := r.merge_state || format(', (array_agg(x.%I%s', 'last__' || c, ord_x);
+            r.on_conflict := r.on_conflict || ', ' || format('%I = ', 'last__' || c) || format(newer, 'last__' || c);
         END IF;
     END LOOP;
     -- Last in the composite: from when the entity's tiles are complete (lifetime rows only).
@@ -169,14 +185,14 @@ BEGIN
     r.fold_dst := '';
     FOREACH c IN ARRAY s.distinct_columns LOOP
         ct := lake._column_type(s.table_name, c);
-        r.dst_columns := r.dst_columns || format(', %I %s[]', 'dst_' || c, ct);
-        r.dst_names := r.dst_names || format(', %I', 'dst_' || c);
+        r.dst_columns := r.dst_columns || format(', %I %s[]', 'dst__' || c, ct);
+        r.dst_names := r.dst_names || format(', %I', 'dst__' || c);
         r.dst_nulls := r.dst_nulls || ', NULL';
         r.fold_dst := r.fold_dst || format(', array_agg(DISTINCT e.%1$I) FILTER (WHERE e.%1$I IS NOT NULL)', c);
         r.on_conflict := r.on_conflict || format(
             ', %1$I = CASE WHEN excluded.%1$I IS NULL THEN t.%1$I WHEN t.%1$I IS NULL THEN excluded.%1$I '
             || 'WHEN excluded.%1$I <@ t.%1$I THEN t.%1$I ELSE ARRAY(SELECT DISTINCT v FROM unnest(t.%1$I || excluded.%1$I) AS v) END',
-            'dst_' || c);
+            'dst__' || c);
     END LOOP;
     RETURN r;
 END
@@ -265,7 +281,10 @@ DECLARE
                  || lake._fold_life_sql(p_source, format('lake_gen.%I', p_source || '_tiles'), 0, true) || ')';
 BEGIN
     IF cardinality((SELECT grains FROM lake.sources WHERE name = p_source)) = 0 THEN
-        RETURN 'WITH ' || life || ' SELECT count(*) FROM lake_life';
+        -- No windows, no tiles: the lifetime upsert alone (a statement PL/pgSQL can run as is).
+        RETURN 'WITH ' || lake._last_values_cte(p_source, p_from) || ' '
+               || regexp_replace(lake._fold_life_sql(p_source, format('lake_gen.%I', p_source || '_tiles'), 0, true),
+                                 ' RETURNING entity, tiled_since$', '');
     END IF;
     RETURN 'WITH ' || life || ' ' || lake._fold_tiles_sql(p_source, p_from, format('lake_gen.%I', p_source || '_tiles'), true);
 END
@@ -313,7 +332,7 @@ $$;
 COMMENT ON FUNCTION lake._maintain_function_sql(text) IS 'code generation: the trigger function that keeps a source''s state';
 
 -- ===========================================================================
--- Code generation: tile table, maintenance trigger, read helpers
+-- Code generation: state table, maintenance trigger, lifetime helper
 -- ===========================================================================
 
 -- (Re)creates every generated object of an event source and rebuilds its state from the landing table.
@@ -325,8 +344,6 @@ DECLARE
     key_t text;
     trig text := 'lake_maintain_' || p_source;
     guard text := 'lake_append_only_' || p_source;
-    c text;
-    edges text;
 BEGIN
     SELECT * INTO STRICT s FROM lake.sources WHERE name = p_source;
     key_t := lake._column_type(s.table_name, s.entity_column);
@@ -335,10 +352,6 @@ BEGIN
     EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', guard, s.table_name);
     EXECUTE format('DROP TABLE IF EXISTS lake_gen.%I', p_source || '_tiles');
     EXECUTE format('DROP TYPE IF EXISTS lake_gen.%I CASCADE', p_source || '_agg');
-    FOR c IN SELECT p.oid::regprocedure::text FROM pg_proc p
-              WHERE p.pronamespace = 'lake_gen'::regnamespace AND p.proname LIKE replace(p_source, '_', '\_') || '\_distinct\_%' LOOP
-        EXECUTE 'DROP FUNCTION ' || c;
-    END LOOP;
 
     EXECUTE format('CREATE TYPE lake_gen.%I AS (%s)', p_source || '_agg', q.agg_columns);
     EXECUTE format('COMMENT ON TYPE lake_gen.%I IS %L', p_source || '_agg',
@@ -365,46 +378,6 @@ BEGIN
     EXECUTE format('COMMENT ON TRIGGER %I ON %s IS %L', guard, s.table_name,
                    'landing tables are append-only: the state is a fold of every event landed');
 
-    -- Shared by the window and distinct helpers: which tiles are complete and where raw edges start.
-    -- a: first tile starting after lo (and after the entity got tiles); b: first tile not entirely at or
-    -- before hi. When hi is at or after the entity's newest event every stored tile is complete up to hi.
-    edges := $e$
-    a := CASE WHEN p_lo = '-infinity' THEN '-infinity' ELSE date_bin(g, p_lo, timestamptz 'epoch') + g END;
-    a := CASE WHEN p_tiled_since IS NULL THEN 'infinity'
-              WHEN p_tiled_since = '-infinity' THEN a
-              ELSE greatest(a, date_bin(g, p_tiled_since, timestamptz 'epoch') + g) END;
-    b := CASE WHEN p_last IS NULL OR p_hi >= p_last THEN 'infinity'
-              ELSE date_bin(g, p_hi + interval '1 microsecond', timestamptz 'epoch') END;$e$;
-
-    -- Window read: complete tiles inside (lo, hi] plus the raw events of both edges.
-    EXECUTE format($g$
-CREATE FUNCTION lake_gen.%1$I(p_entity %2$s, p_lo timestamptz, p_hi timestamptz, p_grain int, p_last timestamptz,
-                              p_tiled_since timestamptz)
-RETURNS lake_gen.%3$I LANGUAGE plpgsql STABLE AS $f$
-DECLARE
-    g interval := make_interval(secs => p_grain);
-    a timestamptz;
-    b timestamptz;
-    r lake_gen.%3$I;
-BEGIN%11$s
-    SELECT %4$s INTO r FROM (
-        SELECT %5$s FROM lake_gen.%6$I
-         WHERE entity = p_entity AND grain = p_grain AND tile_start >= a AND tile_start < b
-        UNION ALL
-        SELECT %7$s FROM %8$s AS e
-         WHERE e.%9$I = p_entity AND e.%10$I > p_lo AND e.%10$I < least(a, p_hi + interval '1 microsecond')
-        UNION ALL
-        SELECT %7$s FROM %8$s AS e
-         WHERE e.%9$I = p_entity AND e.%10$I >= greatest(a, b) AND e.%10$I <= p_hi
-    ) AS x;
-    RETURN r;
-END $f$ $g$,
-        p_source || '_window', key_t, p_source || '_agg', q.merge_state, q.agg_names, p_source || '_tiles',
-        q.raw_as_state, s.table_name, s.entity_column, s.time_column, edges);
-    EXECUTE format('COMMENT ON FUNCTION lake_gen.%I(%s, timestamptz, timestamptz, int, timestamptz, timestamptz) IS %L',
-                   p_source || '_window', key_t,
-                   'exact aggregate of ' || p_source || ' events in (lo, hi] for one entity, from complete tiles plus raw edges');
-
     -- Lifetime read as of an earlier time: the archive of compacted events plus the raw events up to as_of.
     EXECUTE format($g$
 CREATE FUNCTION lake_gen.%1$I(p_entity %2$s, p_as_of timestamptz)
@@ -424,42 +397,11 @@ END $f$ $g$,
     EXECUTE format('COMMENT ON FUNCTION lake_gen.%I(%s, timestamptz) IS %L', p_source || '_lifetime_at', key_t,
                    'aggregate of every ' || p_source || ' event of one entity up to as_of (reads before the newest event)');
 
-    -- Distinct count per distinct column: unions the tiles' value arrays with the raw edges.
-    FOREACH c IN ARRAY s.distinct_columns LOOP
-        EXECUTE format($g$
-CREATE FUNCTION lake_gen.%1$I(p_entity %2$s, p_lo timestamptz, p_hi timestamptz, p_grain int, p_last timestamptz,
-                              p_tiled_since timestamptz)
-RETURNS bigint LANGUAGE plpgsql STABLE AS $f$
-DECLARE
-    g interval := make_interval(secs => p_grain);
-    a timestamptz;
-    b timestamptz;
-    n bigint;
-BEGIN%9$s
-    SELECT count(DISTINCT v) INTO n FROM (
-        SELECT unnest(%3$I) AS v FROM lake_gen.%4$I
-         WHERE entity = p_entity AND grain = p_grain AND tile_start >= a AND tile_start < b
-        UNION ALL
-        SELECT e.%5$I FROM %6$s AS e
-         WHERE e.%7$I = p_entity AND e.%8$I > p_lo AND e.%8$I < least(a, p_hi + interval '1 microsecond')
-        UNION ALL
-        SELECT e.%5$I FROM %6$s AS e
-         WHERE e.%7$I = p_entity AND e.%8$I >= greatest(a, b) AND e.%8$I <= p_hi
-    ) AS x;
-    RETURN n;
-END $f$ $g$,
-            p_source || '_distinct_' || c, key_t, 'dst_' || c, p_source || '_tiles', c, s.table_name,
-            s.entity_column, s.time_column, edges);
-        EXECUTE format('COMMENT ON FUNCTION lake_gen.%I(%s, timestamptz, timestamptz, int, timestamptz, timestamptz) IS %L',
-                       p_source || '_distinct_' || c, key_t,
-                       'exact count of distinct ' || c || ' of one entity''s ' || p_source || ' events in (lo, hi]');
-    END LOOP;
-
     -- Rebuild state from the events already landed, as if they had landed in one statement.
     EXECUTE lake._land_sql(p_source, s.table_name::text);
 END
 $$;
-COMMENT ON FUNCTION lake._generate_source(text) IS 'generates tile table, trigger and read helpers of an event source from the catalog, and rebuilds its state from raw events';
+COMMENT ON FUNCTION lake._generate_source(text) IS 'generates the state table, trigger and lifetime helper of an event source from the catalog, and rebuilds its state from raw events';
 
 -- Landing tables are append-only: state is derived from every row ever landed.
 CREATE FUNCTION lake._refuse_change() RETURNS trigger

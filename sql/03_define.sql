@@ -138,6 +138,20 @@ COMMENT ON FUNCTION lake._ensure_state(text) IS 'keeps a source''s state to what
 -- Features
 -- ===========================================================================
 
+-- Refuses a cold-start value that is not a value of the feature's type.
+CREATE FUNCTION lake._check_cold_start(p_name text, p_cold_start text, p_type text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_cold_start IS NOT NULL THEN
+        EXECUTE format('SELECT %L::%s', p_cold_start, p_type);
+    END IF;
+EXCEPTION WHEN OTHERS THEN
+    RAISE EXCEPTION 'feature "%": cold-start value % is not a % (%)', p_name, quote_literal(p_cold_start), p_type, SQLERRM
+        USING ERRCODE = 'invalid_parameter_value';
+END
+$$;
+COMMENT ON FUNCTION lake._check_cold_start(text, text, text) IS 'definition check: a bad cold-start value fails the definition, not every later read';
+
 -- Refuses a second feature of the same name: features are immutable, a change is a new name (_v2).
 CREATE FUNCTION lake._require_new_feature(p_name text) RETURNS void
 LANGUAGE plpgsql STABLE AS $$
@@ -210,11 +224,29 @@ BEGIN
     IF p_agg IN ('min', 'max') AND NOT lake._has_minmax(ct::regtype) THEN
         RAISE EXCEPTION 'feature "%": % is not defined for column "%" of type %', p_name, p_agg, p_column, ct USING ERRCODE = 'datatype_mismatch';
     END IF;
+    IF p_agg = 'last' AND (SELECT typcategory = 'A' FROM pg_type WHERE oid = ct::regtype) THEN
+        RAISE EXCEPTION 'feature "%": last of an array column ("%" is %) is not supported', p_name, p_column, ct
+            USING ERRCODE = 'feature_not_supported';
+    END IF;
+    IF length(p_column) > 55 THEN
+        RAISE EXCEPTION 'feature "%": column name "%" is longer than 55 characters', p_name, p_column
+            USING HINT = 'the state keeps columns named <aggregate>__<column> within the 63-character limit',
+                  ERRCODE = 'name_too_long';
+    END IF;
+    -- A compacted source keeps raw events for its longest window only: a longer one would read too few.
+    IF s.compacted_before IS NOT NULL AND p_window IS NOT NULL
+       AND p_window > (SELECT coalesce(max(window_length), interval '0') FROM lake.features WHERE source = p_source) THEN
+        RAISE EXCEPTION 'feature "%": source "%" was compacted for windows up to %; a % window needs raw events it no longer has',
+                        p_name, p_source, (SELECT max(window_length) FROM lake.features WHERE source = p_source), p_window
+            USING HINT = 'raise lake.settings min_raw_retention before compacting, or reload the source',
+                  ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
     vt := CASE p_agg WHEN 'count' THEN 'bigint' WHEN 'count_distinct' THEN 'bigint'
                      WHEN 'first_seen' THEN 'timestamp with time zone'
                      WHEN 'sum' THEN lake._sum_type(ct::regtype)::text WHEN 'avg' THEN lake._sum_type(ct::regtype)::text
                      ELSE ct END;
     grain := CASE WHEN p_window IS NULL THEN NULL ELSE lake.grain_for(p_window) END;
+    PERFORM lake._check_cold_start(p_name, p_cold_start, vt);
 
     INSERT INTO lake.features (name, kind, entity, source, agg, column_name, window_length, grain, value_type,
                                cold_start, definition, version, description)
@@ -245,6 +277,7 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'feature "%": batch source "%" is not defined', p_name, p_source USING ERRCODE = 'undefined_object';
     END IF;
+    PERFORM lake._check_cold_start(p_name, p_cold_start, lake._column_type(s.table_name, p_column));
     INSERT INTO lake.features (name, kind, entity, source, agg, column_name, value_type, cold_start, definition, version, description)
     VALUES (p_name, 'batch', s.entity, p_source, 'value', p_column, lake._column_type(s.table_name, p_column), p_cold_start,
             format('%I of %s per %s as last loaded', p_column, p_source, s.entity), p_version, p_description);

@@ -73,9 +73,9 @@ LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE ft.agg
         WHEN 'count' THEN format('sum(x.n) FILTER (WHERE %s)', p_in)
         WHEN 'avg' THEN format('sum(x.%1$I) FILTER (WHERE %3$s) / nullif(sum(x.%2$I) FILTER (WHERE %3$s), 0)',
-                               'sum_' || ft.column_name, 'cnt_' || ft.column_name, p_in)
-        WHEN 'count_distinct' THEN format('count(DISTINCT x.%I) FILTER (WHERE %s)', 'dv_' || ft.column_name, p_in)
-        ELSE format('%s(x.%I) FILTER (WHERE %s)', ft.agg, ft.agg || '_' || ft.column_name, p_in) END
+                               'sum__' || ft.column_name, 'cnt__' || ft.column_name, p_in)
+        WHEN 'count_distinct' THEN format('count(DISTINCT x.%I) FILTER (WHERE %s)', 'dv__' || ft.column_name, p_in)
+        ELSE format('%s(x.%I) FILTER (WHERE %s)', ft.agg, ft.agg || '__' || ft.column_name, p_in) END
 $$;
 COMMENT ON FUNCTION lake._window_agg_sql(lake.features, text) IS 'code generation: a window feature over tile and raw rows';
 
@@ -110,27 +110,27 @@ DECLARE
     g int;
 BEGIN
     SELECT * INTO STRICT src FROM lake.sources WHERE name = p_source;
-    key_t := lake._column_type(src.table_name, src.entity_column);
+    key_t := lake._column_base_type(src.table_name, src.entity_column);
     raw_cols := format('-1, e.%I, 1::bigint', src.time_column);
     FOREACH c IN ARRAY src.tracked_columns LOOP
         ct := lake._column_type(src.table_name, c);
         st := lake._sum_type(ct::regtype);
         IF c || ':cnt' = ANY (src.state_aggs) THEN
-            tile_cols := tile_cols || format(', %I', 'cnt_' || c);
+            tile_cols := tile_cols || format(', %I', 'cnt__' || c);
             raw_cols := raw_cols || format(', (e.%I IS NOT NULL)::int::bigint', c);
         END IF;
         IF st IS NOT NULL AND c || ':sum' = ANY (src.state_aggs) THEN
-            tile_cols := tile_cols || format(', %I', 'sum_' || c);
+            tile_cols := tile_cols || format(', %I', 'sum__' || c);
             raw_cols := raw_cols || format(', e.%I::%s', c, st);
         END IF;
         IF c || ':minmax' = ANY (src.state_aggs) THEN
-            tile_cols := tile_cols || format(', %I, %I', 'min_' || c, 'max_' || c);
+            tile_cols := tile_cols || format(', %I, %I', 'min__' || c, 'max__' || c);
             raw_cols := raw_cols || format(', e.%1$I, e.%1$I', c);
         END IF;
     END LOOP;
     FOREACH c IN ARRAY src.distinct_columns LOOP
         ct := lake._column_type(src.table_name, c);
-        dv_nulls := dv_nulls || format(', NULL::%s AS %I', ct, 'dv_' || c);
+        dv_nulls := dv_nulls || format(', NULL::%s AS %I', ct, 'dv__' || c);
         raw_cols := raw_cols || format(', e.%I', c);
     END LOOP;
 
@@ -151,7 +151,7 @@ BEGIN
                 || 'ELSE greatest(date_bin(%4$L, lo_%1$s_%2$s, timestamptz ''epoch''), date_bin(%4$L, s_%1$s.tiled_since, timestamptz ''epoch'')) + %4$L::interval END; '
                 || 'b_%1$s_%2$s := CASE WHEN as_of >= s_%1$s.last_t THEN ''infinity'' '
                 || 'ELSE date_bin(%4$L, as_of + interval ''1 microsecond'', timestamptz ''epoch'') END; ',
-                p_i, k, ft.window_length, make_interval(secs => ft.grain));
+                p_i, k, lake._fixed_interval(ft.window_length), make_interval(secs => ft.grain));
             IF ft.agg <> 'count_distinct' THEN
                 tile_pred := tile_pred || format('(entity = p_entity::%4$s AND grain = %3$s AND tile_start >= a_%1$s_%2$s AND tile_start < b_%1$s_%2$s)', p_i, k, ft.grain, key_t);
             END IF;
@@ -167,7 +167,7 @@ BEGIN
                 SELECT 1 FROM unnest(tile_pred) p WHERE p LIKE format('%%a\_%s\_%s %%', p_i, k)) THEN
             tile_pred := tile_pred || format('(entity = p_entity::%4$s AND grain = %3$s AND tile_start >= a_%1$s_%2$s AND tile_start < b_%1$s_%2$s)', p_i, k, ft.grain, key_t);
         END IF;
-        cold_in := format('x.ts > as_of - %L::interval', ft.window_length);
+        cold_in := format('x.ts > as_of - %L::interval', lake._fixed_interval(ft.window_length));
         hot_in := format('((x.g = %3$s AND x.ts >= a_%1$s_%2$s AND x.ts < b_%1$s_%2$s) OR (x.g = -1 AND ((x.ts > lo_%1$s_%2$s '
                          || 'AND x.ts < least(a_%1$s_%2$s, as_of + interval ''1 microsecond'')) OR x.ts >= greatest(a_%1$s_%2$s, b_%1$s_%2$s))))',
                          p_i, k, ft.grain);
@@ -179,11 +179,11 @@ BEGIN
             dst_branches := dst_branches || format(
                 ' UNION ALL SELECT grain, tile_start, %s FROM lake_gen.%I WHERE entity = p_entity::%s AND grain = %s '
                 || 'AND tile_start >= a_%s_%s AND tile_start < b_%s_%s',
-                (SELECT string_agg(CASE WHEN col = 'dv_' || ft.column_name THEN format('unnest(%I)', 'dst_' || ft.column_name)
+                (SELECT string_agg(CASE WHEN col = 'dv__' || ft.column_name THEN format('unnest(%I)', 'dst__' || ft.column_name)
                                         ELSE 'NULL' END, ', ')
                    FROM unnest(string_to_array(regexp_replace(
                             replace(tile_cols, 'grain, tile_start, ', ''), '"', '', 'g'), ', ')
-                            || ARRAY(SELECT 'dv_' || d FROM unnest(src.distinct_columns) d)) AS col),
+                            || ARRAY(SELECT 'dv__' || d FROM unnest(src.distinct_columns) d)) AS col),
                 p_source || '_tiles', key_t, ft.grain, p_i, k, p_i, k);
         END IF;
     END LOOP;
@@ -201,10 +201,11 @@ BEGIN
         || 'END IF; END IF; ',
         p_i, array_to_string(cold_exprs, ', '), array_to_string(targets, ', '), raw_cols, src.table_name,
         src.entity_column, key_t, src.time_column,
-        (SELECT max(window_length) FROM lake.features WHERE name = ANY (p_features) AND kind = 'window' AND source = p_source),
+        (SELECT lake._fixed_interval(max(window_length)) FROM lake.features
+          WHERE name = ANY (p_features) AND kind = 'window' AND source = p_source),
         (SELECT string_agg(', ' || col, '') FROM unnest(string_to_array(regexp_replace(
              replace(tile_cols, 'grain, tile_start, n', ''), '^, ', ''), ', ')
-             || ARRAY(SELECT quote_ident('dv_' || d) FROM unnest(src.distinct_columns) d)) AS col WHERE col <> ''),
+             || ARRAY(SELECT quote_ident('dv__' || d) FROM unnest(src.distinct_columns) d)) AS col WHERE col <> ''),
         body, array_to_string(hot_exprs, ', '), tile_cols, dv_nulls, p_source || '_tiles',
         coalesce(nullif(array_to_string(tile_pred, ' OR '), ''), 'false'), dst_branches,
         array_to_string(raw_pred, ' OR '), array_to_string(raw_pred_serving, ' OR '));
@@ -261,7 +262,7 @@ BEGIN
                         || 'ELSE l_%2$s := lake_gen.%5$I(p_entity::%4$s, as_of); END IF; '
                         || 'age_%2$s := extract(epoch FROM as_of - l_%2$s.last_t); ',
                         (lake._state_sql(src.name)).agg_names, i, src.name || '_tiles',
-                        lake._column_type(src.table_name, src.entity_column), src.name || '_lifetime_at');
+                        lake._column_base_type(src.table_name, src.entity_column), src.name || '_lifetime_at');
                     w := lake._windows_sql(src.name, i, fs.features);
                     decl := decl || coalesce(w.decl, '');
                     body := body || coalesce(w.body, '');
@@ -270,7 +271,7 @@ BEGIN
                     body := body || format(
                         'SELECT * INTO s_%1$s FROM %2$s AS b WHERE b.%3$I = p_entity::%4$s AND b.%5$I <= as_of ORDER BY b.%5$I DESC LIMIT 1; '
                         || 'age_%1$s := extract(epoch FROM as_of - s_%1$s.%5$I); ',
-                        i, src.table_name, src.entity_column, lake._column_type(src.table_name, src.entity_column), src.time_column);
+                        i, src.table_name, src.entity_column, lake._column_base_type(src.table_name, src.entity_column), src.time_column);
                 END IF;
             END IF;
             age := format('age_%s', i);
@@ -279,8 +280,8 @@ BEGIN
                       ELSE CASE ft.agg
                           WHEN 'count' THEN format('l_%s.n', i)
                           WHEN 'first_seen' THEN format('l_%s.first_t', i)
-                          WHEN 'avg' THEN format('l_%1$s.%2$I / nullif(l_%1$s.%3$I, 0)', i, 'sum_' || ft.column_name, 'cnt_' || ft.column_name)
-                          ELSE format('l_%s.%I', i, ft.agg || '_' || ft.column_name) END END;
+                          WHEN 'avg' THEN format('l_%1$s.%2$I / nullif(l_%1$s.%3$I, 0)', i, 'sum__' || ft.column_name, 'cnt__' || ft.column_name)
+                          ELSE format('l_%s.%I', i, ft.agg || '__' || ft.column_name) END END;
             values_ := values_ || format('coalesce((%s)::%s, %L::%s)', v, ft.value_type, ft.cold_start, ft.value_type);
         ELSE
             PERFORM lake._check_expression(format('on-demand feature "%s"', ft.name), ft.expression, ft.value_type, row_type);

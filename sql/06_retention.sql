@@ -8,15 +8,14 @@
 CREATE FUNCTION lake.retention_plan(p_now timestamptz DEFAULT now())
 RETURNS TABLE (source text, longest_window interval, raw_before timestamptz, read_horizon timestamptz)
 LANGUAGE sql STABLE AS $$
-    SELECT s.name, w.longest,
-           date_bin('1 day', p_now - greatest(w.longest, lake.setting('min_raw_retention')::interval)
-                             - greatest(lake.setting('retention_grace')::interval, interval '1 hour'), timestamptz 'epoch'),
-           date_bin('1 day', p_now - greatest(w.longest, lake.setting('min_raw_retention')::interval)
-                             - greatest(lake.setting('retention_grace')::interval, interval '1 hour'), timestamptz 'epoch')
-             + w.longest
+    SELECT s.name, w.longest, r.raw_before, r.raw_before + w.longest
       FROM lake.sources s
-      CROSS JOIN LATERAL (SELECT coalesce(max(f.window_length), interval '0') AS longest
+      CROSS JOIN LATERAL (SELECT lake._fixed_interval(coalesce(max(f.window_length), interval '0')) AS longest
                             FROM lake.features f WHERE f.source = s.name) AS w
+      CROSS JOIN LATERAL (SELECT date_bin('1 day', p_now
+                                  - lake._fixed_interval(greatest(w.longest, lake.setting('min_raw_retention')::interval))
+                                  - lake._fixed_interval(greatest(lake.setting('retention_grace')::interval, interval '1 hour')),
+                                  timestamptz 'epoch') AS raw_before) AS r
      WHERE s.kind = 'events'
 $$;
 COMMENT ON FUNCTION lake.retention_plan(timestamptz) IS 'what compaction may drop: raw events and window tiles before raw_before; reads before read_horizon become refused';
@@ -81,6 +80,7 @@ DECLARE
     s lake.sources;
     q lake._state_sql;
     cols text;
+    differs text;
     target text;
 BEGIN
     FOR s IN SELECT * FROM lake.sources WHERE kind = 'events' ORDER BY name LOOP
@@ -98,12 +98,19 @@ BEGIN
         IF cardinality(s.grains) > 0 THEN
             EXECUTE lake._fold_tiles_sql(s.name, s.table_name::text, 'pg_temp.lake_verify', false);
         END IF;
-        -- Aggregates compare exactly, distinct arrays as sets; bookkeeping columns are not state.
-        SELECT string_agg(
-                   CASE WHEN a.attname LIKE 'dst\_%'
-                        THEN format('(SELECT array_agg(v ORDER BY v) FROM unnest(%1$s.%2$I) v)', '%1$s', a.attname)
-                        ELSE format('%1$s.%2$I', '%1$s', a.attname) END, ', ' ORDER BY a.attnum)
-          INTO cols
+        -- Aggregates compare exactly, float sums to 1e-9 relative (summed in another order), json as
+        -- text, distinct arrays as sets; bookkeeping columns are not state.
+        SELECT string_agg(format('%1$s.%2$I', '%1$s', a.attname), ', ' ORDER BY a.attnum),
+               string_agg(CASE
+                   WHEN a.atttypid IN ('float4'::regtype, 'float8'::regtype)
+                   THEN format('(m.%1$I IS NULL) <> (r.%1$I IS NULL) OR abs(m.%1$I - r.%1$I) > 1e-9 * greatest(1, abs(r.%1$I))', a.attname)
+                   WHEN a.atttypid IN ('json'::regtype, 'json[]'::regtype)
+                   THEN format('m.%1$I::text IS DISTINCT FROM r.%1$I::text', a.attname)
+                   WHEN a.attname LIKE 'dst\_\_%'
+                   THEN format('(SELECT array_agg(v ORDER BY v) FROM unnest(m.%1$I) v) IS DISTINCT FROM '
+                               || '(SELECT array_agg(v ORDER BY v) FROM unnest(r.%1$I) v)', a.attname)
+                   ELSE format('m.%1$I IS DISTINCT FROM r.%1$I', a.attname) END, ' OR ' ORDER BY a.attnum)
+          INTO cols, differs
           FROM pg_attribute a
          WHERE a.attrelid = target::regclass AND a.attnum > 3 AND NOT a.attisdropped
            AND a.attname NOT IN ('tiled_since', 'land_day', 'land_n');
@@ -114,13 +121,13 @@ BEGIN
             || 'ELSE ''state '' || row(%2$s)::text || '' <> raw '' || row(%3$s)::text END '
             || 'FROM (SELECT * FROM %4$s WHERE grain >= 0) m FULL JOIN pg_temp.lake_verify r USING (entity, grain, tile_start) '
             || 'LEFT JOIN %4$s life ON life.entity = coalesce(m.entity, r.entity) AND life.grain = 0 AND life.tile_start = ''-infinity'' '
-            || 'WHERE (m.entity IS NULL OR r.entity IS NULL OR row(%2$s) IS DISTINCT FROM row(%3$s)) '
+            || 'WHERE (m.entity IS NULL OR r.entity IS NULL OR %5$s) '
             || '  AND (coalesce(m.grain, r.grain) = 0 OR (life.tiled_since IS NOT NULL '
             || '       AND coalesce(m.tile_start, r.tile_start) >= CASE WHEN life.tiled_since = ''-infinity'' THEN ''-infinity'' '
             || '           ELSE date_bin(make_interval(secs => coalesce(m.grain, r.grain)), life.tiled_since, timestamptz ''epoch'') '
             || '                + make_interval(secs => coalesce(m.grain, r.grain)) END '
             || '       AND coalesce(m.tile_start, r.tile_start) >= coalesce($1, ''-infinity'')))',
-            s.name, format(cols, 'm'), format(cols, 'r'), target)
+            s.name, format(cols, 'm'), format(cols, 'r'), target, differs)
           USING s.compacted_before;
         DROP TABLE pg_temp.lake_verify;
     END LOOP;

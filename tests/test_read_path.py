@@ -45,16 +45,9 @@ def test_read_functions_are_stable_and_audit_is_clean(conn: psycopg.Connection) 
 def test_volatile_function_on_read_path_is_caught(conn: psycopg.Connection) -> None:
     fn = conn.execute("SELECT read_function::text FROM lake.feature_sets WHERE name = 'fraud'").fetchone()[0]  # type: ignore[index]
     conn.execute(f"ALTER FUNCTION {fn} VOLATILE")
-    conn.execute(
-        "ALTER FUNCTION lake_gen.card_txn_window(text, timestamptz, timestamptz, int, timestamptz, timestamptz) "
-        "VOLATILE"
-    )
+    conn.execute("ALTER FUNCTION lake_gen.card_txn_lifetime_at(text, timestamptz) VOLATILE")
     problems = conn.execute("SELECT object FROM lake.read_path_problems()").fetchall()
-    assert {p[0] for p in problems} == {
-        fn,
-        "lake_gen.card_txn_window(text,timestamp with time zone,"
-        "timestamp with time zone,integer,timestamp with time zone,timestamp with time zone)",
-    }
+    assert {p[0] for p in problems} == {fn, "lake_gen.card_txn_lifetime_at(text,timestamp with time zone)"}
 
 
 def test_volatile_expression_slipped_into_catalog_is_caught(conn: psycopg.Connection) -> None:
