@@ -111,7 +111,7 @@ def run(dsn: str, seed: int = 7, live_seconds: float = 3.0) -> None:
             conn.execute(read, (card_name(i % CARDS), datetime.now(UTC), request)).fetchone()
         dt = time.perf_counter() - t0
         print(
-            f"\n{reads} vector reads (23 features, 6 windows, 3 rules) from one client: {reads / dt:,.0f}/s, "
+            f"\n{reads} vector reads (23 features, 5 windows, 3 rules) from one client: {reads / dt:,.0f}/s, "
             f"{dt / reads * 1e3:.2f} ms each incl. the round trip"
         )
         print("\nfreshness (lake.feature_freshness):")

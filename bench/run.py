@@ -4,7 +4,7 @@
           - single-row transactions, 8 clients (pgbench)
           - 1,000-row INSERT batches, 1 and 2 clients (pgbench)
           - COPY of 1,000,000 rows (server-side file)
-  reads:  vector reads of the fraud feature set (23 features, 6 windows, 3 rules), 8 clients,
+  reads:  vector reads of the fraud feature set (23 features, 5 windows, 3 rules), 8 clients,
           of quiet cards (windows from raw events) and busy cards (windows from tiles),
           vs pgbench -S -M prepared on the same cluster
 
