@@ -39,7 +39,10 @@ BEGIN
                 || lake._last_values_cte(s.name, 'lake_d') || ' '
                 || lake._fold_life_sql(s.name, format('lake_gen.%I', s.name || '_tiles'), -1, false)
           USING p.raw_before;
-        EXECUTE format('DELETE FROM lake_gen.%I WHERE grain > 0 AND tile_start < $1', s.name || '_tiles')
+        -- Locked in key order, as the maintenance trigger locks them, so a late event cannot deadlock with it.
+        EXECUTE format('DELETE FROM lake_gen.%1$I AS t USING (SELECT entity, grain, tile_start FROM lake_gen.%1$I '
+                       || 'WHERE grain > 0 AND tile_start < $1 ORDER BY 1, 2, 3 FOR UPDATE) AS old '
+                       || 'WHERE (t.entity, t.grain, t.tile_start) = (old.entity, old.grain, old.tile_start)', s.name || '_tiles')
           USING p.raw_before;
         GET DIAGNOSTICS n_tiles = ROW_COUNT;
         IF n_raw > 0 OR n_tiles > 0 THEN
