@@ -84,16 +84,25 @@ def check_all(conn: psycopg.Connection, cards: list[str], base: datetime, times:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(stream=events, plan=paths, extra_times=as_ofs, base_shift=st.floats(0, 86400))
+@given(
+    stream=events,
+    plan=paths,
+    extra_times=as_ofs,
+    base_shift=st.floats(0, 86400),
+    threshold=st.sampled_from([1, 2, 5, 1000]),
+)
 def test_every_feature_equals_recomputation(
     conn: psycopg.Connection,
     stream: list[tuple],
     plan: list[tuple[str, int]],
     extra_times: list[float],
     base_shift: float,
+    threshold: int,
 ) -> None:
     if conn.execute("SELECT to_regprocedure('pg_temp.oracle(text, timestamptz)')").fetchone() == (None,):
         conn.execute((HERE / "property_features.sql").read_text())
+    # Entities switch from raw-only windows to tiles after `threshold` events landed in a day, mid-stream.
+    conn.execute("SELECT lake.set_tile_threshold('card_txn', %s)", (threshold,))
     run = next(counter)
     base = datetime.now(UTC).replace(microsecond=0) - timedelta(days=6, seconds=base_shift)
     rows = [
@@ -107,3 +116,11 @@ def test_every_feature_equals_recomputation(
     times += [t + d for t in times[:2] for d in (-1e-6, 1e-6, 7, 45, 600)]
     check_all(conn, cards, base, times + extra_times + [5 * 86400 + 3600])
     assert conn.execute("SELECT * FROM lake.verify_state()").fetchall() == []
+    tiled = conn.execute(
+        "SELECT count(*) FROM lake_gen.card_txn_tiles WHERE grain = 0 AND entity LIKE %s AND tiled_since IS NOT NULL",
+        (f"p{run}-%",),
+    ).fetchone()
+    if threshold == 1:  # every entity is busy from its first event: the tile path is exercised
+        assert tiled == (len(cards) - 1,)
+    if threshold == 1000:
+        assert tiled == (0,)
