@@ -8,6 +8,7 @@ import shutil
 import sys
 from collections.abc import Callable
 
+import alembic.util.exc
 import psycopg
 import sqlalchemy.exc
 
@@ -36,16 +37,21 @@ def cmd_down(args: argparse.Namespace) -> int:
     if not database.uses_embedded():
         print("DATABASE_URL is set: that server is not ours to stop")
         return 0
-    database.embedded_cluster().stop()
+    cluster = database.embedded_cluster()
+    if not cluster.running():
+        print(f"no embedded lake is running in {cluster.home}")
+        return 0
+    cluster.stop()
     print("embedded lake stopped")
     return 0
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     dsn = database.database_url()
-    todo = migrate.pending(dsn)
+    before = migrate.pending(dsn)
     migrate.upgrade(dsn, args.target)
-    print(f"applied {len(todo)} migration(s): {', '.join(todo) or 'none pending'}")
+    applied = [r for r in before if r not in migrate.pending(dsn)]
+    print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
     return 0
 
 
@@ -139,8 +145,15 @@ def main(argv: list[str] | None = None) -> int:
     func = COMMANDS[args.command][0]
     try:
         return func(args)
-    except (EmbeddedError, MigrationChecksumError, psycopg.Error, sqlalchemy.exc.DBAPIError) as exc:
-        # Definition, migration and connection errors: one clear line, no traceback.
+    except (
+        EmbeddedError,
+        MigrationChecksumError,
+        migrate.MigrationError,
+        alembic.util.exc.CommandError,
+        psycopg.Error,
+        sqlalchemy.exc.SQLAlchemyError,
+    ) as exc:
+        # Definition, migration, configuration and connection errors: one clear line, no traceback.
         print(f"contextlake: {str(exc).strip()}", file=sys.stderr)
         return 2
 

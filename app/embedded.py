@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import re
 import shutil
 import socket
 import subprocess
@@ -110,6 +111,7 @@ class Cluster:
         """Create the home directory and hand it to the server's user."""
         self.home.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
+            _run_as()  # a clear error when there is no postgres user
             pw = pwd.getpwnam("postgres")
             for root, dirs, files in os.walk(self.home):
                 for name in [root, *(os.path.join(root, d) for d in dirs), *(os.path.join(root, f) for f in files)]:
@@ -120,6 +122,15 @@ class Cluster:
                     f"the postgres user cannot write {self.home} (a parent directory is not traversable): "
                     "set CONTEXTLAKE_HOME to a directory it can reach"
                 )
+
+    def recorded_port(self) -> int | None:
+        """The port an existing cluster was created with (the last port line of its configuration)."""
+        try:
+            conf = (self.datadir / "postgresql.conf").read_text(encoding="utf-8")
+        except OSError:
+            return None
+        ports = re.findall(r"^port = (\d+)$", conf, flags=re.MULTILINE)
+        return int(ports[-1]) if ports else None
 
     def initialised(self) -> bool:
         return (self.datadir / "PG_VERSION").exists()

@@ -11,6 +11,10 @@ from sqlalchemy import create_engine, pool
 from app.paths import MIGRATIONS_DIR, PROJECT_ROOT
 
 
+class MigrationError(RuntimeError):
+    """The database and the migrations of this checkout do not fit together."""
+
+
 def sqlalchemy_url(dsn: str) -> str:
     """psycopg 3 as the SQLAlchemy driver for a libpq URL."""
     for prefix in ("postgresql://", "postgres://"):
@@ -49,4 +53,9 @@ def pending(dsn: str) -> list[str]:
     revs.reverse()
     if current is None:
         return revs
+    if current not in revs:
+        raise MigrationError(
+            f"the database is at migration {current}, which this checkout does not have: "
+            "run a checkout that includes it"
+        )
     return revs[revs.index(current) + 1 :]

@@ -226,6 +226,7 @@ def main() -> None:
             json.dumps({"machine": machine(), "server": version, "results": results}, indent=2)
         )
     finally:
+        Path(COPY_FILE).unlink(missing_ok=True)
         if cluster is not None:
             cluster.destroy()
 

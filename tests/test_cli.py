@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,6 +24,7 @@ def lake_env() -> Iterator[dict[str, str]]:
     env.update(CONTEXTLAKE_HOME=str(home / "lake"), CONTEXTLAKE_PG_PORT=str(free_port()))
     yield env
     subprocess.run([sys.executable, "-m", "app.cli", "down"], env=env, check=False, capture_output=True)
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -77,3 +79,29 @@ def test_unreachable_database_is_a_clear_error(lake_env: dict[str, str]) -> None
     env = dict(lake_env, DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/x")
     out = cli(env, "freshness")
     assert out.returncode == 2 and out.stderr.startswith("contextlake: ") and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("env_change", "args", "message"),
+    [
+        ({"DATABASE_URL": "foo"}, ("migrate",), "contextlake: "),
+        (
+            {"CONTEXTLAKE_PG_PORT": "abc", "CONTEXTLAKE_HOME": "/tmp/contextlake-cli-never-created"},
+            ("up",),
+            "CONTEXTLAKE_PG_PORT must be a TCP port number",
+        ),
+    ],
+)
+def test_configuration_errors_are_one_clear_line(
+    lake_env: dict[str, str], env_change: dict[str, str], args: tuple[str, ...], message: str
+) -> None:
+    out = cli(dict(lake_env, **env_change), *args)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_unknown_migration_target_is_a_clear_error(lake_env: dict[str, str]) -> None:
+    assert cli(lake_env, "up").returncode == 0
+    out = cli(lake_env, "migrate", "--target", "nosuch")
+    assert out.returncode == 2 and "nosuch" in out.stderr and "Traceback" not in out.stderr
+    assert cli(lake_env, "down").stdout.strip() == "embedded lake stopped"
+    assert cli(lake_env, "down").stdout.startswith("no embedded lake is running")
