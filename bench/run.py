@@ -165,6 +165,7 @@ def main() -> None:
         for label, script in (
             ("quiet cards (30 days, ~10 events each)", "read_vector.sql"),
             ("busy cards (200 events in the last day, tiled)", "read_vector_busy.sql"),
+            ("reference: quiet cards, hand-written single statement, typed columns", "read_one_statement.sql"),
         ):
             ra, rb = [], []
             for _ in range(args.rounds):
