@@ -69,28 +69,22 @@ def pgbench(dsn: str, script: list[str], clients: int, seconds: int) -> float:
 
 def paired(
     name: str,
-    a: tuple[str, list[str]],
-    b: tuple[str, list[str]],
-    dsn: str,
+    a: tuple[str, str, list[str]],
+    b: tuple[str, str, list[str]],
     clients: int,
     seconds: int,
     rounds: int,
     rows_per_tx: int = 1,
 ) -> dict[str, object]:
-    """Alternate the two runs `rounds` times (noise hits both alike); report the mean rates and their ratio."""
-    ra, rb = [], []
+    """Alternate two pgbench runs (label, dsn, script) `rounds` times, so noise hits both alike;
+    report the mean rates and their ratio."""
+    runs: dict[str, list[float]] = {a[0]: [], b[0]: []}
     for _ in range(rounds):
-        ra.append(pgbench(dsn, a[1], clients, seconds) * rows_per_tx)
-        rb.append(pgbench(dsn, b[1], clients, seconds) * rows_per_tx)
-    res = {
-        "benchmark": name,
-        a[0]: statistics.mean(ra),
-        b[0]: statistics.mean(rb),
-        "ratio": statistics.mean(ra) / statistics.mean(rb),
-        "runs": {a[0]: ra, b[0]: rb},
-    }
-    print(f"  {name}: {a[0]} {res[a[0]]:,.0f}/s, {b[0]} {res[b[0]]:,.0f}/s, ratio {res['ratio']:.2f}", flush=True)
-    return res
+        for label, dsn, script in (a, b):
+            runs[label].append(pgbench(dsn, script, clients, seconds) * rows_per_tx)
+    ra, rb = statistics.mean(runs[a[0]]), statistics.mean(runs[b[0]])
+    print(f"  {name}: {a[0]} {ra:,.0f}/s, {b[0]} {rb:,.0f}/s, ratio {ra / rb:.2f}", flush=True)
+    return {"benchmark": name, a[0]: ra, b[0]: rb, "ratio": ra / rb, "runs": runs}
 
 
 def timed(conn: psycopg.Connection, sql: str) -> float:
@@ -167,60 +161,17 @@ def main() -> None:
             ("busy cards (200 events in the last day, tiled)", "read_vector_busy.sql"),
             ("reference: quiet cards, hand-written single statement, typed columns", "read_one_statement.sql"),
         ):
-            ra, rb = [], []
-            for _ in range(args.rounds):
-                ra.append(pgbench(lake, f(script), 8, args.seconds))
-                rb.append(pgbench(pgb, ["-S"], 8, args.seconds))
-            res = {
-                "benchmark": f"vector read, {label}",
-                "vector": statistics.mean(ra),
-                "pgbench_S": statistics.mean(rb),
-                "ratio": statistics.mean(ra) / statistics.mean(rb),
-                "runs": {"vector": ra, "pgbench_S": rb},
-            }
-            print(
-                f"  {label}: vector reads {res['vector']:,.0f}/s, pgbench -S {res['pgbench_S']:,.0f}/s, "
-                f"ratio {res['ratio']:.2f}",
-                flush=True,
-            )
-            results.append(res)
+            pair = (("vector", lake, f(script)), ("pgbench_S", pgb, ["-S"]))
+            results.append(paired(f"vector read, {label}", *pair, 8, args.seconds, args.rounds))
 
         print("ingest by pgbench, maintained vs bare:", flush=True)
-        results.append(
-            paired(
-                "single-row tx, 8 clients",
-                ("maintained", f("insert_lake.sql")),
-                ("bare", f("insert_bare.sql")),
-                lake,
-                8,
-                args.seconds,
-                args.rounds,
-            )
-        )
-        results.append(
-            paired(
-                "1,000-row INSERT, 1 client",
-                ("maintained", f("batch_lake.sql")),
-                ("bare", f("batch_bare.sql")),
-                lake,
-                1,
-                args.seconds,
-                args.rounds,
-                1000,
-            )
-        )
-        results.append(
-            paired(
-                "1,000-row INSERT, 2 clients",
-                ("maintained", f("batch_lake.sql")),
-                ("bare", f("batch_bare.sql")),
-                lake,
-                2,
-                args.seconds,
-                args.rounds,
-                1000,
-            )
-        )
+        for label, clients, kind, rows in (
+            ("single-row tx, 8 clients", 8, "insert", 1),
+            ("1,000-row INSERT, 1 client", 1, "batch", 1000),
+            ("1,000-row INSERT, 2 clients", 2, "batch", 1000),
+        ):
+            pair = (("maintained", lake, f(f"{kind}_lake.sql")), ("bare", lake, f(f"{kind}_bare.sql")))
+            results.append(paired(label, *pair, clients, args.seconds, args.rounds, rows))
         out = HERE / "results"
         out.mkdir(exist_ok=True)
         (out / f"core-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(
