@@ -115,3 +115,10 @@ def test_landing_tables_are_append_only(conn: psycopg.Connection, statement: str
     with pytest.raises(psycopg.errors.ProhibitedSqlStatementAttempted, match="landing tables are append-only"):
         conn.execute(statement)
     assert vector(conn, "c1")["card_txn_count"] == 1
+
+
+def test_null_entity_or_as_of_is_a_clear_error(conn: psycopg.Connection) -> None:
+    with pytest.raises(psycopg.errors.NullValueNotAllowed, match="entity and as_of are required"):
+        conn.execute("SELECT * FROM lake_gen.read_fraud_v1(NULL)")
+    with pytest.raises(psycopg.errors.NullValueNotAllowed, match="entity and as_of are required"):
+        conn.execute("SELECT * FROM lake_gen.read_fraud_v1('c1', NULL)")
