@@ -68,6 +68,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    dsn = database.database_url()
+    migrate.upgrade(dsn)
+    os.environ["DATABASE_URL"] = dsn  # the workers read it (the embedded lake is already started)
+    uvicorn.run(
+        "app.main:app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers, log_level="info"
+    )
+    return 0
+
+
 def cmd_psql(args: argparse.Namespace) -> int:
     dsn = database.database_url()
     exe = shutil.which("psql")
@@ -107,6 +119,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "down": (cmd_down, "stop the embedded lake"),
     "migrate": (cmd_migrate, "apply pending migrations (each in a transaction; edited ones are refused)"),
     "demo": (cmd_demo, "start the lake, land a generated stream of card transactions, print vectors with ages"),
+    "serve": (cmd_serve, "serve the HTTP API (uvicorn): vectors, freshness, health; OpenAPI at /docs"),
     "psql": (cmd_psql, "open psql on the lake"),
     "freshness": (cmd_freshness, "print per-feature freshness and per-source ingest lag"),
     "compact": (cmd_compact, "drop raw events and tiles no read needs any more"),
@@ -131,6 +144,10 @@ def parser() -> argparse.ArgumentParser:
                 "--live-seconds", type=float, default=3.0, help="seconds of live single-row ingest (default 3)"
             )
             sp.add_argument("--keep-running", action="store_true", help="leave the embedded lake running afterwards")
+        if name == "serve":
+            sp.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+            sp.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+            sp.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
         if name == "psql":
             sp.usage = "contextlake psql [psql options, e.g. -c 'SELECT * FROM lake.feature_freshness']"
     return p

@@ -26,3 +26,15 @@ SELECT read_function::oid::regproc::text, features
  WHERE name = %(feature_set)s AND (%(version)s::int IS NULL OR version = %(version)s::int)
  ORDER BY version DESC
  LIMIT 1;
+
+-- name: read_vector_by_name
+SELECT feature_set, version, entity, as_of, snapshot, features, ages, rules
+  FROM lake.read_vector(%(feature_set)s, %(entity)s, coalesce(%(as_of)s, now()), '{}'::jsonb, %(version)s);
+
+-- name: freshness_json
+SELECT feature, kind, source, newest_event_id, newest_event_time, state_committed_at, absorbed, age_seconds
+  FROM lake.feature_freshness
+ ORDER BY source, feature;
+
+-- name: ingest_lag_json
+SELECT source, events, p50_seconds, p95_seconds, p99_seconds, max_seconds FROM lake.ingest_lag;

@@ -1,0 +1,23 @@
+"""Freshness: per feature and per ingest path, the same views psql users query."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from psycopg.rows import dict_row
+
+from app.deps import Pool
+from app.queries import query
+
+router = APIRouter(prefix="/v1/freshness", tags=["freshness"])
+
+
+@router.get("")
+async def freshness(pool: Pool) -> dict[str, list[dict[str, Any]]]:
+    """lake.feature_freshness and lake.ingest_lag."""
+    async with pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        features = await (await cur.execute(query("freshness_json"))).fetchall()
+        lag = await (await cur.execute(query("ingest_lag_json"))).fetchall()
+    return {"features": features, "ingest_lag": lag}
