@@ -29,7 +29,8 @@ SELECT read_function::oid::regproc::text, features
 
 -- name: read_vector_by_name
 SELECT feature_set, version, entity, as_of, snapshot, features, ages, rules
-  FROM lake.read_vector(%(feature_set)s, %(entity)s, coalesce(%(as_of)s, now()), '{}'::jsonb, %(version)s);
+  FROM lake.read_vector(%(feature_set)s, %(entity)s, coalesce(%(as_of)s, now()), coalesce(%(request)s, '{}')::jsonb,
+                        %(version)s);
 
 -- name: freshness_json
 SELECT feature, kind, source, newest_event_id, newest_event_time, state_committed_at, absorbed, age_seconds

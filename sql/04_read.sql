@@ -57,16 +57,6 @@ COMMENT ON FUNCTION lake._check_expression(text, text, text, text) IS 'definitio
 -- Generation of the read function of a feature set
 -- ===========================================================================
 
--- Builds jsonb_build_object(...) for many pairs (the function takes at most 100 arguments).
-CREATE FUNCTION lake._jsonb_object_sql(p_pairs text[]) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT coalesce(string_agg('jsonb_build_object(' || chunk || ')', ' || '), '''{}''::jsonb')
-      FROM (SELECT string_agg(p, ', ' ORDER BY i) AS chunk
-              FROM unnest(p_pairs) WITH ORDINALITY AS u(p, i)
-             GROUP BY (i - 1) / 40) AS c
-$$;
-COMMENT ON FUNCTION lake._jsonb_object_sql(text[]) IS 'code generation helper for objects of more than 50 keys';
-
 -- One window feature as an aggregate over the read's rows x that satisfy p_in.
 CREATE FUNCTION lake._window_agg_sql(ft lake.features, p_in text) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
@@ -222,6 +212,7 @@ DECLARE
     rl lake.rules;
     row_type text := format('lake_gen.%I', 'fs_' || p_name || '_v' || p_version);
     fn text := format('lake_gen.%I', 'read_' || p_name || '_v' || p_version);
+    vec_type text := format('lake_gen.%I', 'vec_' || p_name || '_v' || p_version);
     decl text := '';
     body text := '';
     values_ text[] := '{}';
@@ -238,11 +229,21 @@ DECLARE
     result regprocedure;
 BEGIN
     SELECT * INTO STRICT fs FROM lake.feature_sets WHERE name = p_name AND version = p_version;
+    EXECUTE format('DROP FUNCTION IF EXISTS %s(text, timestamptz, jsonb)', fn);
     EXECUTE format('DROP TYPE IF EXISTS %s CASCADE', row_type);
+    EXECUTE format('DROP TYPE IF EXISTS %s CASCADE', vec_type);
     EXECUTE format('CREATE TYPE %s AS (%s)', row_type,
                    (SELECT string_agg(format('%I %s', f.name, f.value_type), ', ' ORDER BY u.i)
                       FROM unnest(fs.features) WITH ORDINALITY AS u(n, i) JOIN lake.features f ON f.name = u.n));
     EXECUTE format('COMMENT ON TYPE %s IS %L', row_type, 'feature values of feature set ' || p_name || ' version ' || p_version);
+    -- The typed result: what a service reads (binary, no jsonb to build or parse).
+    EXECUTE format('CREATE TYPE %s AS (entity text, as_of timestamptz, snapshot text, %s, ages double precision[], rules boolean[])',
+                   vec_type,
+                   (SELECT string_agg(format('%I %s', f.name, f.value_type), ', ' ORDER BY u.i)
+                      FROM unnest(fs.features) WITH ORDINALITY AS u(n, i) JOIN lake.features f ON f.name = u.n));
+    EXECUTE format('COMMENT ON TYPE %s IS %L', vec_type,
+                   'one-snapshot read of feature set ' || p_name || ' version ' || p_version
+                   || ': values, ages in seconds (feature order), rule flags (rule order), snapshot');
 
     FOR ft IN SELECT f.* FROM unnest(fs.features) WITH ORDINALITY AS u(n, ord) JOIN lake.features f ON f.name = u.n ORDER BY u.ord LOOP
         IF ft.kind IN ('lifetime', 'window', 'batch') THEN
@@ -296,18 +297,17 @@ BEGIN
             assign_od := assign_od || format('f.%I := (%s)::%s; ', ft.name, ft.expression, ft.value_type);
         END IF;
         age_of := age_of || jsonb_build_object(ft.name, age);
-        ages := ages || format('%L, %s', ft.name, age);
+        ages := ages || age;
     END LOOP;
 
     FOR rl IN SELECT * FROM lake.rules WHERE feature_set = p_name AND version = p_version ORDER BY ordinal LOOP
         PERFORM lake._check_expression(format('rule "%s"', rl.name), rl.predicate, 'boolean', row_type);
-        flags := flags || format('%L, coalesce((%s)::boolean, false)', rl.name, rl.predicate);
+        flags := flags || format('coalesce((%s)::boolean, false)', rl.predicate);
     END LOOP;
 
-    EXECUTE format('DROP FUNCTION IF EXISTS %s(text, timestamptz, jsonb)', fn);
     EXECUTE format($g$
 CREATE FUNCTION %1$s(p_entity text, as_of timestamptz DEFAULT now(), request jsonb DEFAULT '{}')
-RETURNS lake.vector LANGUAGE plpgsql STABLE AS $f$
+RETURNS %12$s LANGUAGE plpgsql STABLE AS $f$
 DECLARE
     f %2$s;
     %3$s
@@ -321,10 +321,12 @@ BEGIN
     %5$s
     SELECT %6$s INTO f;
     %7$s
-    RETURN ROW(%8$L, %9$s, p_entity, as_of, pg_current_snapshot()::text, to_jsonb(f), %10$s, %11$s)::lake.vector;
+    RETURN ROW(p_entity, as_of, pg_current_snapshot()::text, %8$s,
+               ARRAY[%10$s]::double precision[], ARRAY[%11$s]::boolean[])::%12$s;
 END $f$ $g$,
-        fn, row_type, decl, srcs, body, array_to_string(values_, ', '), assign_od, p_name, p_version,
-        lake._jsonb_object_sql(ages), lake._jsonb_object_sql(flags));
+        fn, row_type, decl, srcs, body, array_to_string(values_, ', '), assign_od,
+        (SELECT string_agg(format('f.%I', x), ', ' ORDER BY o) FROM unnest(fs.features) WITH ORDINALITY AS u(x, o)),
+        NULL, array_to_string(ages, ', '), array_to_string(flags, ', '), vec_type);
     result := (fn || '(text, timestamptz, jsonb)')::regprocedure;
     EXECUTE format('COMMENT ON FUNCTION %s IS %L', result,
                    'one-snapshot read of feature set ' || p_name || ' version ' || p_version || ' (generated from lake.features)');
@@ -356,23 +358,31 @@ END
 $$;
 COMMENT ON FUNCTION lake.check_horizon(text[], timestamptz) IS 'as-of reads are exact only where the raw events they need are still kept';
 
--- The read for psql and generic callers: resolves the feature set's generated function (latest version by default).
+-- The read for psql and generic callers: resolves the feature set's generated function (latest version
+-- by default) and returns the vector with values, ages and rule flags keyed by name.
 CREATE FUNCTION lake.read_vector(
     p_feature_set text, p_entity text, p_as_of timestamptz DEFAULT now(), p_request jsonb DEFAULT '{}', p_version int DEFAULT NULL
 ) RETURNS lake.vector
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    fn regprocedure;
+    fs lake.feature_sets;
     r lake.vector;
 BEGIN
-    SELECT read_function INTO fn FROM lake.feature_sets
+    SELECT * INTO fs FROM lake.feature_sets
      WHERE name = p_feature_set AND (p_version IS NULL OR version = p_version)
      ORDER BY version DESC LIMIT 1;
-    IF fn IS NULL THEN
+    IF fs.read_function IS NULL THEN
         RAISE EXCEPTION 'feature set "%"% is not defined', p_feature_set, coalesce(' version ' || p_version, '')
             USING ERRCODE = 'undefined_object';
     END IF;
-    EXECUTE format('SELECT * FROM %s($1, $2, $3)', fn::oid::regproc) INTO r USING p_entity, p_as_of, p_request;
+    EXECUTE format(
+        'SELECT %L, %s, v.entity, v.as_of, v.snapshot, to_jsonb(v) - ''entity'' - ''as_of'' - ''snapshot'' - ''ages'' - ''rules'', '
+        || '(SELECT jsonb_object_agg(n, a) FROM unnest($4::text[], v.ages) AS x(n, a)), '
+        || '(SELECT coalesce(jsonb_object_agg(n, h), ''{}'') FROM unnest($5::text[], v.rules) AS x(n, h)) '
+        || 'FROM %s($1, $2, $3) AS v', fs.name, fs.version, fs.read_function::oid::regproc)
+      INTO r
+      USING p_entity, p_as_of, p_request, fs.features,
+            ARRAY(SELECT name FROM lake.rules WHERE feature_set = fs.name AND version = fs.version ORDER BY ordinal);
     RETURN r;
 END
 $$;

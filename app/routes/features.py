@@ -26,7 +26,7 @@ async def read_vector(
     """Every feature value, its age in seconds, every rule flag and the snapshot they were read in."""
     if as_of is not None and as_of.tzinfo is None:
         raise HTTPException(422, "as_of needs a time zone, e.g. 2026-11-20T12:00:00Z")
-    params = {"feature_set": feature_set, "entity": entity, "as_of": as_of, "version": version}
+    params = {"feature_set": feature_set, "entity": entity, "as_of": as_of, "version": version, "request": None}
     async with pool.connection() as conn:
         try:
             cur = await conn.cursor(row_factory=dict_row).execute(query("read_vector_by_name"), params)
