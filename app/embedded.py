@@ -68,6 +68,13 @@ def _run_as() -> list[str]:
     return ["runuser", "-u", "postgres", "--"]
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on now (for throwaway clusters and servers)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def port_is_free(port: int) -> bool:
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -31,8 +31,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app import migrate  # noqa: E402
-from app.embedded import Cluster, find_bindir  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
+from app.embedded import Cluster, find_bindir, free_port  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 COPY_FILE = "/tmp/contextlake-bench-copy.csv"

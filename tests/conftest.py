@@ -5,7 +5,6 @@ copy of it for every test (pytest-postgresql)."""
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,13 +15,7 @@ from pytest_postgresql import factories
 from pytest_postgresql.executors import NoopExecutor
 
 from app import migrate
-from app.embedded import Cluster
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from app.embedded import Cluster, free_port
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import free_port
+from app.embedded import free_port
 
 
 @pytest.fixture(scope="module")

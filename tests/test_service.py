@@ -13,9 +13,9 @@ import psycopg
 import pytest
 import uvicorn
 
+from app.embedded import free_port
 from app.main import create_app
 from app.settings import Settings
-from tests.conftest import free_port
 
 INSERT = (
     "INSERT INTO cards.transactions (event_id, card_id, merchant_id, amount, currency, country, channel, event_time) "
