@@ -122,3 +122,25 @@ def test_null_entity_or_as_of_is_a_clear_error(conn: psycopg.Connection) -> None
         conn.execute("SELECT * FROM lake_gen.read_fraud_v1(NULL)")
     with pytest.raises(psycopg.errors.NullValueNotAllowed, match="entity and as_of are required"):
         conn.execute("SELECT * FROM lake_gen.read_fraud_v1('c1', NULL)")
+
+
+def test_typed_vector_lines_up_with_names(conn: psycopg.Connection) -> None:
+    now = datetime.now(UTC)
+    land(conn, "a1", "c1", now - timedelta(seconds=30))
+    conn.execute("INSERT INTO cards.profiles VALUES ('c1', %s, 2, 700, 90)", (now - timedelta(hours=2),))
+    typed = conn.execute("SELECT * FROM lake_gen.read_fraud_v1('c1', %s, '{\"amount\": 1000}')", (now,))
+    names = [d.name for d in typed.description or []]
+    row = dict(zip(names, typed.fetchone() or (), strict=True))
+    features = conn.execute("SELECT features FROM lake.feature_sets WHERE name = 'fraud'").fetchone()[0]  # type: ignore[index]
+    rules = [r[0] for r in conn.execute("SELECT name FROM lake.rules WHERE feature_set = 'fraud' ORDER BY ordinal")]
+    assert names == ["entity", "as_of", "snapshot", *features, "ages", "rules"]
+    ages = dict(zip(features, row["ages"], strict=True))
+    assert ages["card_txn_count"] == pytest.approx(30, abs=0.01)
+    assert ages["card_credit_tier"] == pytest.approx(7200, abs=0.01)
+    assert dict(zip(rules, row["rules"], strict=True))["over_limit_24h"] is True  # 10 + 1000 > 700
+    named = conn.execute(
+        "SELECT (v).features, (v).ages FROM lake.read_vector('fraud', 'c1', %s, '{\"amount\": 1000}') v", (now,)
+    ).fetchone()
+    assert named is not None
+    assert named[1] == pytest.approx(ages)
+    assert named[0]["card_credit_limit"] == 700 and row["card_credit_limit"] == 700
