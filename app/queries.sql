@@ -7,8 +7,8 @@ SELECT feature, kind, source, newest_event_id, newest_event_time, state_committe
  ORDER BY source, feature;
 
 -- name: ingest_lag
-SELECT source, events, round(p50_seconds::numeric, 3) AS p50_s, round(p95_seconds::numeric, 3) AS p95_s,
-       round(p99_seconds::numeric, 3) AS p99_s, round(max_seconds::numeric, 3) AS max_s
+SELECT source, events, round(p50_seconds::numeric, 3) AS p50_seconds, round(p95_seconds::numeric, 3) AS p95_seconds,
+       round(p99_seconds::numeric, 3) AS p99_seconds, round(max_seconds::numeric, 3) AS max_seconds
   FROM lake.ingest_lag;
 
 -- name: compact
@@ -32,10 +32,3 @@ SELECT feature_set, version, entity, as_of, snapshot, features, ages, rules
   FROM lake.read_vector(%(feature_set)s, %(entity)s, coalesce(%(as_of)s, now()), coalesce(%(request)s, '{}')::jsonb,
                         %(version)s);
 
--- name: freshness_json
-SELECT feature, kind, source, newest_event_id, newest_event_time, state_committed_at, absorbed, age_seconds
-  FROM lake.feature_freshness
- ORDER BY source, feature;
-
--- name: ingest_lag_json
-SELECT source, events, p50_seconds, p95_seconds, p99_seconds, max_seconds FROM lake.ingest_lag;

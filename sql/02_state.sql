@@ -216,6 +216,19 @@ END
 $$;
 COMMENT ON FUNCTION lake._last_values_cte(text, text) IS 'code generation: input of every lifetime fold';
 
+-- The landing bookkeeping of a lifetime upsert (alias t, excluded): events landed today, and the
+-- switch to tiles once tile_threshold of them land in one day. Tiles are complete from the newest
+-- event time the entity had before the switch.
+CREATE FUNCTION lake._land_set_sql(p_threshold int) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT format(', land_day = excluded.land_day, land_n = %1$s, '
+                  || 'tiled_since = CASE WHEN t.tiled_since IS NOT NULL THEN t.tiled_since '
+                  || 'WHEN %1$s >= %2$s THEN coalesce(t.last_t, ''-infinity'') END',
+                  'CASE WHEN t.land_day = excluded.land_day THEN t.land_n + excluded.land_n ELSE excluded.land_n END',
+                  p_threshold)
+$$;
+COMMENT ON FUNCTION lake._land_set_sql(int) IS 'code generation: shared by the batch and the single-row maintenance';
+
 -- Folds lake_e into one lifetime-style row per entity of p_target at p_grain (0: lifetime, -1: archive
 -- of compacted events). With p_land, also the hot-entity bookkeeping of landing, returning each
 -- entity's tiled_since.
@@ -224,11 +237,8 @@ LANGUAGE plpgsql STABLE AS $$
 DECLARE
     s lake.sources;
     q lake._state_sql := lake._state_sql(p_source);
-    day_n text := 'CASE WHEN t.land_day = excluded.land_day THEN t.land_n + excluded.land_n ELSE excluded.land_n END';
 BEGIN
     SELECT * INTO STRICT s FROM lake.sources WHERE name = p_source;
-    -- An entity becomes tiled once tile_threshold of its events land in one day; its tiles are
-    -- complete from the newest event time it had before that.
     RETURN format(
         'INSERT INTO %1$s AS t (entity, grain, tile_start, %2$s%3$s%4$s) '
         || 'SELECT e.%5$I, %6$s, ''-infinity''::timestamptz, %7$s, %8$s%9$s%10$s FROM lake_e AS e GROUP BY e.%5$I ORDER BY e.%5$I '
@@ -239,11 +249,7 @@ BEGIN
              ELSE 'NULL::timestamptz' END,
         q.dst_nulls, CASE WHEN p_land THEN ', (now() AT TIME ZONE ''UTC'')::date, count(*)' ELSE '' END,
         q.on_conflict,
-        CASE WHEN p_land THEN format(', land_day = excluded.land_day, land_n = %1$s, '
-                                     || 'tiled_since = CASE WHEN t.tiled_since IS NOT NULL THEN t.tiled_since '
-                                     || 'WHEN %1$s >= %2$s THEN coalesce(t.last_t, ''-infinity'') END '
-                                     || 'RETURNING entity, tiled_since', day_n, s.tile_threshold)
-             ELSE '' END);
+        CASE WHEN p_land THEN lake._land_set_sql(s.tile_threshold) || ' RETURNING entity, tiled_since' ELSE '' END);
 END
 $$;
 COMMENT ON FUNCTION lake._fold_life_sql(text, text, int, boolean) IS 'lifetime fold: landing (with the hot-entity bookkeeping), compaction (into the archive row) and verify';
@@ -277,16 +283,16 @@ COMMENT ON FUNCTION lake._fold_tiles_sql(text, text, text, boolean) IS 'tile fol
 CREATE FUNCTION lake._land_sql(p_source text, p_from text) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    life text := lake._last_values_cte(p_source, p_from) || ', lake_life AS ('
-                 || lake._fold_life_sql(p_source, format('lake_gen.%I', p_source || '_tiles'), 0, true) || ')';
+    target text := format('lake_gen.%I', p_source || '_tiles');
+    life text := lake._fold_life_sql(p_source, target, 0, true);
 BEGIN
     IF cardinality((SELECT grains FROM lake.sources WHERE name = p_source)) = 0 THEN
         -- No windows, no tiles: the lifetime upsert alone (a statement PL/pgSQL can run as is).
         RETURN 'WITH ' || lake._last_values_cte(p_source, p_from) || ' '
-               || regexp_replace(lake._fold_life_sql(p_source, format('lake_gen.%I', p_source || '_tiles'), 0, true),
-                                 ' RETURNING entity, tiled_since$', '');
+               || regexp_replace(life, ' RETURNING entity, tiled_since$', '');
     END IF;
-    RETURN 'WITH ' || life || ' ' || lake._fold_tiles_sql(p_source, p_from, format('lake_gen.%I', p_source || '_tiles'), true);
+    RETURN 'WITH ' || lake._last_values_cte(p_source, p_from) || ', lake_life AS (' || life || ') '
+           || lake._fold_tiles_sql(p_source, p_from, target, true);
 END
 $$;
 COMMENT ON FUNCTION lake._land_sql(text, text) IS 'the set-wise statement the maintenance trigger runs per INSERT/COPY statement';
@@ -298,21 +304,18 @@ LANGUAGE plpgsql STABLE AS $$
 DECLARE
     s lake.sources;
     q lake._state_sql := lake._state_sql(p_source);
-    day_n text := 'CASE WHEN t.land_day = excluded.land_day THEN t.land_n + excluded.land_n ELSE excluded.land_n END';
     one text;
 BEGIN
     SELECT * INTO STRICT s FROM lake.sources WHERE name = p_source;
     one := format(
         'INSERT INTO lake_gen.%1$I AS t (entity, grain, tile_start, %2$s%3$s, land_day, land_n) '
         || 'SELECT e.%4$I, 0, ''-infinity''::timestamptz, %5$s, %6$s%7$s, (now() AT TIME ZONE ''UTC'')::date, 1 FROM new_rows AS e '
-        || 'ON CONFLICT (entity, grain, tile_start) DO UPDATE SET %8$s, land_day = excluded.land_day, land_n = %9$s, '
-        || 'tiled_since = CASE WHEN t.tiled_since IS NOT NULL THEN t.tiled_since '
-        || 'WHEN %9$s >= %10$s THEN coalesce(t.last_t, ''-infinity'') END '
+        || 'ON CONFLICT (entity, grain, tile_start) DO UPDATE SET %8$s%9$s '
         || 'RETURNING tiled_since INTO tiled',
         p_source || '_tiles', q.agg_names, q.dst_names, s.entity_column,
         left(q.raw_as_state, -length(', NULL::timestamptz')),
         CASE WHEN s.tile_threshold <= 1 THEN '''-infinity''::timestamptz' ELSE 'NULL::timestamptz' END,
-        q.dst_nulls, q.on_conflict, day_n, s.tile_threshold);
+        q.dst_nulls, q.on_conflict, lake._land_set_sql(s.tile_threshold));
     RETURN format(
         'CREATE OR REPLACE FUNCTION lake_gen.%1$I() RETURNS trigger LANGUAGE plpgsql SET work_mem = %6$L AS $f$ '
         || 'DECLARE tiled timestamptz; rows int; '

@@ -18,6 +18,6 @@ async def freshness(pool: Pool) -> dict[str, list[dict[str, Any]]]:
     """lake.feature_freshness and lake.ingest_lag."""
     async with pool.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
-        features = await (await cur.execute(query("freshness_json"))).fetchall()
-        lag = await (await cur.execute(query("ingest_lag_json"))).fetchall()
+        features = await (await cur.execute(query("freshness"))).fetchall()
+        lag = await (await cur.execute(query("ingest_lag"))).fetchall()
     return {"features": features, "ingest_lag": lag}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
 
 from app.deps import Pool
 
@@ -16,8 +15,8 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_model=None)
-async def readyz(pool: Pool) -> dict[str, str] | JSONResponse:
+@router.get("/readyz")
+async def readyz(pool: Pool) -> dict[str, str]:
     """The lake is reachable and migrated (its feature catalog answers)."""
     async with pool.connection() as conn:
         await conn.execute("SELECT count(*) FROM lake.feature_sets")
