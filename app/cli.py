@@ -12,8 +12,9 @@ import alembic.util.exc
 import psycopg
 import sqlalchemy.exc
 
-from app import database, migrate
+from app import cli_admin, database, migrate
 from app.embedded import EmbeddedError, find_bindir
+from app.onnx_model import ModelInputError
 from app.queries import query
 from app.table import render
 from migrations.sqlfile import MigrationChecksumError
@@ -119,7 +120,9 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "down": (cmd_down, "stop the embedded lake"),
     "migrate": (cmd_migrate, "apply pending migrations (each in a transaction; edited ones are refused)"),
     "demo": (cmd_demo, "start the lake, land a generated stream of card transactions, print vectors with ages"),
-    "serve": (cmd_serve, "serve the HTTP API (uvicorn): vectors, freshness, health; OpenAPI at /docs"),
+    "serve": (cmd_serve, "serve the HTTP API (uvicorn): decisions, vectors, freshness, metrics; OpenAPI at /docs"),
+    "model": (cli_admin.model, "model registry: register, list, activate, shadow, retire"),
+    "key": (cli_admin.key, "API keys: create, revoke, list"),
     "psql": (cmd_psql, "open psql on the lake"),
     "freshness": (cmd_freshness, "print per-feature freshness and per-source ingest lag"),
     "compact": (cmd_compact, "drop raw events and tiles no read needs any more"),
@@ -148,6 +151,10 @@ def parser() -> argparse.ArgumentParser:
             sp.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
             sp.add_argument("--port", type=int, default=8000, help="port (default 8000)")
             sp.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+        if name == "model":
+            cli_admin.add_model_parser(sp)
+        if name == "key":
+            cli_admin.add_key_parser(sp)
         if name == "psql":
             sp.usage = "contextlake psql [psql options, e.g. -c 'SELECT * FROM lake.feature_freshness']"
     return p
@@ -169,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         alembic.util.exc.CommandError,
         psycopg.Error,
         sqlalchemy.exc.SQLAlchemyError,
+        ModelInputError,
+        OSError,
     ) as exc:
         # Definition, migration, configuration and connection errors: one clear line, no traceback.
         print(f"contextlake: {str(exc).strip()}", file=sys.stderr)

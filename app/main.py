@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,15 +12,23 @@ from fastapi.responses import JSONResponse
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from app import __version__
-from app.routes import features, freshness, health
+from app.auth import ApiKeys
+from app.decision_log import DecisionWriter
+from app.listener import Listener
+from app.metrics import Metrics, timing_middleware
+from app.model_store import ModelStore
+from app.routes import features, freshness, health, metrics, models, score
+from app.scoring import Catalog
 from app.settings import Settings
+
+log = logging.getLogger("contextlake.service")
 
 
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = AsyncConnectionPool(
-            settings.database_url,
+            settings.pool_url,
             min_size=settings.pool_min,
             max_size=settings.pool_max,
             timeout=settings.pool_timeout,
@@ -28,13 +37,33 @@ def create_app(settings: Settings) -> FastAPI:
         )
         # Open without waiting for the database: the service starts, /readyz says whether it can serve.
         await pool.open(wait=False)
+        store = ModelStore(pool)
+        keys = ApiKeys(pool, settings.key_cache_seconds) if settings.auth else None
+        listener = Listener(settings.pool_url)
+        listener.on("lake_models", store.on_notify, store.resync)
+        if keys is not None:
+            listener.on("lake_api_keys", keys.on_notify, keys.resync)
+        writer = DecisionWriter(
+            pool, settings.decision_spill_dir, settings.log_batch, settings.log_interval, settings.log_queue_max
+        )
         app.state.pool = pool
+        app.state.models = store
+        app.state.api_keys = keys
+        app.state.catalog = Catalog()
+        app.state.decision_log = writer
+        app.state.listener = listener
+        listener.start()
+        writer.start()
         try:
             yield
         finally:
+            await listener.stop()
+            await writer.close()
             await pool.close()
 
     app = FastAPI(title="contextlake", version=__version__, lifespan=lifespan)
+    app.state.metrics = Metrics()
+    app.middleware("http")(timing_middleware)
 
     @app.exception_handler(PoolTimeout)
     @app.exception_handler(psycopg.OperationalError)
@@ -45,9 +74,8 @@ def create_app(settings: Settings) -> FastAPI:
             headers={"Retry-After": "1"},
         )
 
-    app.include_router(health.router)
-    app.include_router(features.router)
-    app.include_router(freshness.router)
+    for module in (health, metrics, features, freshness, score, models):
+        app.include_router(module.router)
     return app
 
 

@@ -32,3 +32,75 @@ SELECT feature_set, version, entity, as_of, snapshot, features, ages, rules
   FROM lake.read_vector(%(feature_set)s, %(entity)s, coalesce(%(as_of)s, now()), coalesce(%(request)s, '{}')::jsonb,
                         %(version)s);
 
+
+-- name: serving_models
+SELECT name, version, onnx, sha256, feature_set, feature_set_version, features, review_at, decline_at, status
+  FROM lake.models
+ WHERE status IN ('active', 'shadow') AND (%(name)s::text IS NULL OR name = %(name)s::text)
+ ORDER BY name, status;
+
+-- name: feature_set_meta
+SELECT fs.version, fs.read_function::oid::regproc::text AS read_function, fs.features,
+       coalesce((SELECT array_agg(r.name ORDER BY r.ordinal) FROM lake.rules r
+                  WHERE r.feature_set = fs.name AND r.version = fs.version), '{}') AS rule_names,
+       coalesce((SELECT array_agg(r.action ORDER BY r.ordinal) FROM lake.rules r
+                  WHERE r.feature_set = fs.name AND r.version = fs.version), '{}') AS rule_actions,
+       coalesce((SELECT array_agg(r.reason ORDER BY r.ordinal) FROM lake.rules r
+                  WHERE r.feature_set = fs.name AND r.version = fs.version), '{}') AS rule_reasons,
+       (SELECT f.source FROM unnest(fs.features) WITH ORDINALITY AS u(name, i)
+          JOIN lake.features f ON f.name = u.name
+          JOIN lake.sources s ON s.name = f.source AND s.kind = 'events'
+         ORDER BY u.i LIMIT 1) AS event_source
+  FROM lake.feature_sets fs
+ WHERE fs.name = %(feature_set)s AND fs.version = %(version)s;
+
+-- name: api_key
+SELECT secret_sha256, scopes, revoked_at IS NOT NULL AS revoked FROM lake.api_keys WHERE key_id = %(key_id)s;
+
+-- name: lock_entity
+SELECT lake.lock_entity(%(source)s, %(entity)s, %(event)s);
+
+-- name: land_event
+SELECT lake.land_event(%(source)s, %(entity)s, %(event)s);
+
+-- name: log_decisions
+SELECT lake.log_decisions(%(rows)s);
+
+-- name: register_model
+SELECT name, version, sha256, features, status
+  FROM lake.register_model(%(name)s, %(version)s, %(onnx)s, %(feature_set)s, %(feature_set_version)s,
+                           %(features)s, %(review_at)s, %(decline_at)s, %(status)s);
+
+-- name: next_model_version
+SELECT coalesce(max(version), 0) + 1 FROM lake.models WHERE name = %(name)s;
+
+-- name: set_model_status
+SELECT name, version, status FROM lake.set_model_status(%(name)s, %(version)s, %(status)s);
+
+-- name: list_models
+SELECT name, version, status, feature_set || ' v' || feature_set_version AS feature_set,
+       cardinality(features) AS inputs, review_at, decline_at, left(sha256, 12) AS sha256,
+       to_char(registered_at, 'YYYY-MM-DD HH24:MI:SS') AS registered_at
+  FROM lake.models
+ ORDER BY name, version;
+
+-- name: model_inputs
+SELECT feature FROM lake.model_inputs(%(feature_set)s, %(version)s) WHERE usable;
+
+-- name: latest_feature_set_version
+SELECT max(version) FROM lake.feature_sets WHERE name = %(feature_set)s;
+
+-- name: create_api_key
+SELECT key_id, api_key FROM lake.create_api_key(%(name)s, %(scopes)s);
+
+-- name: revoke_api_key
+SELECT lake.revoke_api_key(%(key_id)s);
+
+-- name: list_api_keys
+SELECT key_id, name, array_to_string(scopes, ',') AS scopes, to_char(created_at, 'YYYY-MM-DD HH24:MI:SS') AS created_at,
+       to_char(revoked_at, 'YYYY-MM-DD HH24:MI:SS') AS revoked_at
+  FROM lake.api_keys
+ ORDER BY created_at;
+
+-- name: ingest_lag_metrics
+SELECT source, p50_seconds, p95_seconds, p99_seconds, max_seconds FROM lake.ingest_lag;

@@ -51,12 +51,13 @@ def with_extra_migration(tmp_path: Path, body: str) -> Path:
     """A copy of migrations/ with one more revision 0099 whose SQL is `body`."""
     target = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS_DIR, target, ignore=shutil.ignore_patterns("__pycache__"))
-    # The copied 0001 includes ../../sql/*: point it back at the real engine files.
-    first = target / "versions" / "0001_install_lake_engine.sql"
-    first.write_text(first.read_text().replace("../../sql/", str(MIGRATIONS_DIR.parent / "sql") + "/"))
+    # The copied migrations include ../../sql/*: point them back at the real engine files.
+    for copied in (target / "versions").glob("*.sql"):
+        copied.write_text(copied.read_text().replace("../../sql/", str(MIGRATIONS_DIR.parent / "sql") + "/"))
+    head = max(p.name[:4] for p in (target / "versions").glob("[0-9]*.py"))
     (target / "versions" / "0099_bad_definition.sql").write_text(body)
     (target / "versions" / "0099_bad_definition.py").write_text(
-        "from migrations.sqlfile import apply\n\nrevision = '0099'\ndown_revision = '0003'\n\n\n"
+        f"from migrations.sqlfile import apply\n\nrevision = '0099'\ndown_revision = '{head}'\n\n\n"
         "def upgrade() -> None:\n    apply(__file__, revision)\n"
     )
     return target

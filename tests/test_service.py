@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import psycopg
 import pytest
-import uvicorn
 
 from app.embedded import free_port
-from app.main import create_app
 from app.settings import Settings
+from tests.service import new_key, serving, wait_ready
 
 INSERT = (
     "INSERT INTO cards.transactions (event_id, card_id, merchant_id, amount, currency, country, channel, event_time) "
@@ -23,34 +19,17 @@ INSERT = (
 )
 
 
-@contextmanager
-def serving(settings: Settings) -> Iterator[httpx.Client]:
-    """The app under a real uvicorn server on a free loopback port, and an HTTP client for it."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as c:
-            yield c
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
-
-
 @pytest.fixture
 def client(dsn: str) -> Iterator[httpx.Client]:
-    with serving(Settings(database_url=dsn)) as c:
+    with serving(Settings(database_url=dsn), new_key(dsn, "score")) as c:
+        wait_ready(c)
         yield c
 
 
 def test_health_and_readiness(client: httpx.Client) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
-    assert client.get("/readyz").json() == {"status": "ready"}
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ready" and ready["models"] == "none"
     assert client.get("/docs").status_code == 200
     assert "/v1/features/{feature_set}/{entity}" in client.get("/openapi.json").json()["paths"]
 
@@ -101,7 +80,8 @@ def test_freshness_endpoint(client: httpx.Client, conn: psycopg.Connection) -> N
 
 def test_database_unreachable_is_503_with_retry_after() -> None:
     settings = Settings(database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/lake", pool_timeout=0.5)
-    with serving(settings) as c:
+    # A key cannot be checked while the lake is away: that too is 503, not 401.
+    with serving(settings, "clk_0123456789ab_secret") as c:
         assert c.get("/healthz").status_code == 200
         for path in ("/readyz", "/v1/features/fraud/c1"):
             r = c.get(path)

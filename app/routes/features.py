@@ -6,13 +6,14 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import psycopg
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from psycopg.rows import dict_row
 
+from app.auth import require
 from app.deps import Pool
 from app.queries import query
 
-router = APIRouter(prefix="/v1/features", tags=["features"])
+router = APIRouter(prefix="/v1/features", tags=["features"], dependencies=[Depends(require("score"))])
 
 
 @router.get("/{feature_set}/{entity}")
@@ -33,7 +34,7 @@ async def read_vector(
             row = await cur.fetchone()
         except psycopg.errors.UndefinedObject as exc:
             raise HTTPException(404, exc.diag.message_primary or str(exc)) from None
-        except psycopg.errors.DataException as exc:
+        except psycopg.DataError as exc:
             raise HTTPException(422, exc.diag.message_primary or str(exc)) from None
     assert row is not None
     return row

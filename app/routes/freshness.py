@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from psycopg.rows import dict_row
 
+from app.auth import require
 from app.deps import Pool
 from app.queries import query
 
-router = APIRouter(prefix="/v1/freshness", tags=["freshness"])
+router = APIRouter(prefix="/v1/freshness", tags=["freshness"], dependencies=[Depends(require("score"))])
 
 
 @router.get("")

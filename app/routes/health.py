@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
-from app.deps import Pool
+from fastapi import APIRouter, HTTPException, Request
 
 router = APIRouter(tags=["health"])
 
@@ -16,8 +14,11 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(pool: Pool) -> dict[str, str]:
-    """The lake is reachable and migrated (its feature catalog answers)."""
-    async with pool.connection() as conn:
+async def readyz(request: Request) -> dict[str, object]:
+    """The lake answers, and the models of the registry are loaded."""
+    state = request.app.state
+    async with state.pool.connection() as conn:
         await conn.execute("SELECT count(*) FROM lake.feature_sets")
-    return {"status": "ready"}
+    if not state.models.loaded:
+        raise HTTPException(503, "models not loaded yet", headers={"Retry-After": "1"})
+    return {"status": "ready", "models": state.models.describe(), "refused_models": state.models.load_errors}

@@ -1,0 +1,34 @@
+"""JSON for values read from the lake: numeric as JSON numbers, times as ISO 8601, uuids as text."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+
+def plain(value: Any) -> Any:
+    """A value as JSON has it (non-finite floats become null)."""
+    if isinstance(value, Decimal):
+        return float(value) if value.is_finite() else None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    return value
+
+
+def _default(value: Any) -> Any:
+    converted = plain(value)
+    if converted is value:
+        raise TypeError(f"not JSON serializable: {type(value).__name__}")
+    return converted
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, default=_default, allow_nan=False, separators=(",", ":"))

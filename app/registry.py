@@ -1,0 +1,80 @@
+"""Model registry and API keys, as the CLI, the demo and the tests manage them (as the lake's owner)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from app.onnx_model import check_inputs
+from app.queries import query
+
+
+def register_model(
+    conn: psycopg.Connection,
+    name: str,
+    onnx: bytes,
+    feature_set: str,
+    *,
+    version: int | None = None,
+    feature_set_version: int | None = None,
+    features: Sequence[str] | None = None,
+    review_at: float | None = 0.5,
+    decline_at: float | None = 0.9,
+    status: str = "shadow",
+) -> dict[str, Any]:
+    """Register an ONNX model for a feature set version (default: the latest), consuming the given
+    features (default: every numeric and boolean feature of the set, in its order). The ONNX input
+    must take exactly that many features; the lake checks the features against the set."""
+    if feature_set_version is None:
+        row = conn.execute(query("latest_feature_set_version"), {"feature_set": feature_set}).fetchone()
+        if row is None or row[0] is None:
+            raise psycopg.errors.UndefinedObject(f"unknown feature set {feature_set!r}")
+        feature_set_version = int(row[0])
+    if features is None:
+        params = {"feature_set": feature_set, "version": feature_set_version}
+        features = [r[0] for r in conn.execute(query("model_inputs"), params).fetchall()]
+    check_inputs(onnx, features)
+    if version is None:
+        row = conn.execute(query("next_model_version"), {"name": name}).fetchone()
+        assert row is not None
+        version = int(row[0])
+    params = {
+        "name": name,
+        "version": version,
+        "onnx": onnx,
+        "feature_set": feature_set,
+        "feature_set_version": feature_set_version,
+        "features": list(features),
+        "review_at": review_at,
+        "decline_at": decline_at,
+        "status": status,
+    }
+    with conn.transaction():
+        out = conn.cursor(row_factory=dict_row).execute(query("register_model"), params).fetchone()
+    assert out is not None
+    return out
+
+
+def set_model_status(conn: psycopg.Connection, name: str, version: int, status: str) -> dict[str, Any]:
+    with conn.transaction():
+        params = {"name": name, "version": version, "status": status}
+        out = conn.cursor(row_factory=dict_row).execute(query("set_model_status"), params).fetchone()
+    assert out is not None
+    return out
+
+
+def create_api_key(conn: psycopg.Connection, name: str, scopes: Sequence[str]) -> tuple[str, str]:
+    """A new key (key id, the key itself); the key is shown once and only its hash is kept."""
+    with conn.transaction():
+        row = conn.execute(query("create_api_key"), {"name": name, "scopes": list(scopes)}).fetchone()
+    assert row is not None
+    return row[0], row[1]
+
+
+def revoke_api_key(conn: psycopg.Connection, key_id: str) -> bool:
+    with conn.transaction():
+        row = conn.execute(query("revoke_api_key"), {"key_id": key_id}).fetchone()
+    return bool(row and row[0])

@@ -1,0 +1,242 @@
+"""Decisions: /v1/score reads and scores (one round trip); /v1/decide lands the event and decides in one
+transaction, serialized per entity."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+import psycopg
+from fastapi import APIRouter, Depends, HTTPException, Request
+from psycopg.types.json import Jsonb
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from app.auth import require
+from app.decision_log import DecisionWriter, LogFull
+from app.jsonvalues import dumps
+from app.metrics import Metrics
+from app.model_store import AmbiguousModel, ModelStore, Serving, UnknownModel
+from app.queries import query
+from app.scoring import Catalog, Decision, FeatureSet, UnknownFeatureSet, checked_score, outcome, read_vectors
+
+router = APIRouter(prefix="/v1", tags=["decisions"])
+
+Name = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z][a-z0-9_]*$")]
+
+
+class ScoreRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    entity: Annotated[str, Field(min_length=1, max_length=256, description="entity key, e.g. the card id")]
+    model: Name | None = Field(None, description="model name (its active version decides)")
+    feature_set: Name | None = Field(None, description="or: the feature set whose one active model decides")
+    request: dict[str, Any] = Field(default_factory=dict, description="payload the on-demand features and rules read")
+    as_of: AwareDatetime | None = Field(None, description="read the features as of this time (default: now)")
+
+
+class DecideRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    entity: Annotated[str, Field(min_length=1, max_length=256)]
+    model: Name | None = None
+    feature_set: Name | None = None
+    source: Name | None = Field(None, description="events source to land in (default: the feature set's first)")
+    event: dict[str, Any] = Field(
+        description="the event, keyed by landing column; it is also the request payload of the read. "
+        "Give its event id to make retries idempotent."
+    )
+
+
+def _serving(store: ModelStore, model: str | None, feature_set: str | None) -> Serving:
+    if model is None and feature_set is None:
+        raise HTTPException(422, "name a model or a feature_set")
+    try:
+        serving = store.for_model(model) if model else store.for_feature_set(feature_set or "")
+    except UnknownModel as exc:
+        raise HTTPException(404, str(exc)) from None
+    except AmbiguousModel as exc:
+        raise HTTPException(422, str(exc)) from None
+    assert serving.active is not None
+    if feature_set is not None and serving.active.feature_set != feature_set:
+        raise HTTPException(
+            422, f"model {serving.active.name} consumes feature set {serving.active.feature_set}, not {feature_set}"
+        )
+    return serving
+
+
+async def _sets(conn: psycopg.AsyncConnection[Any], catalog: Catalog, serving: Serving) -> list[FeatureSet]:
+    assert serving.active is not None
+    wanted = [(serving.active.feature_set, serving.active.feature_set_version)]
+    if serving.shadow is not None:
+        shadow_set = (serving.shadow.feature_set, serving.shadow.feature_set_version)
+        if shadow_set != wanted[0]:
+            wanted.append(shadow_set)
+    try:
+        return [await catalog.get(conn, name, version) for name, version in wanted]
+    except UnknownFeatureSet as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+def _bad_input(exc: psycopg.Error) -> HTTPException:
+    diag = exc.diag
+    message = diag.message_primary or str(exc)
+    if diag.message_hint:
+        message += f" ({diag.message_hint})"
+    return HTTPException(422, message)
+
+
+async def _decide(
+    conn: psycopg.AsyncConnection[Any],
+    app_state: Any,
+    route: str,
+    serving: Serving,
+    entity: str,
+    as_of: datetime | None,
+    payload: dict[str, Any],
+    started: float,
+) -> Decision:
+    """Read the vector(s) in one statement, score the active (and shadow) model, compose the outcome."""
+    active, shadow = serving.active, serving.shadow
+    assert active is not None
+    sets = await _sets(conn, app_state.catalog, serving)
+    t0 = time.perf_counter()
+    try:
+        vectors = await read_vectors(conn, sets, entity, as_of, payload)
+    except (psycopg.DataError, psycopg.errors.RaiseException) as exc:
+        raise _bad_input(exc) from None
+    t1 = time.perf_counter()
+    vector = vectors[0]
+    try:
+        score = checked_score(active, vector.values)
+        shadow_score = None
+        if shadow is not None:
+            shadow_vec = next(
+                v
+                for v in vectors
+                if v.feature_set.name == shadow.feature_set and v.feature_set.version == shadow.feature_set_version
+            )
+            shadow_score = checked_score(shadow, shadow_vec.values)
+    except ValueError as exc:
+        raise HTTPException(500, str(exc)) from None
+    t2 = time.perf_counter()
+    decided, reasons = outcome(active, score, vector.rule_hits)
+    return Decision(
+        route=route,
+        model=active,
+        vector=vector,
+        score=score,
+        shadow=shadow,
+        shadow_score=shadow_score,
+        outcome=decided,
+        reasons=reasons,
+        request=payload,
+        started=started,
+        db_seconds=t1 - t0,
+        model_seconds=t2 - t1,
+    )
+
+
+def _observe(metrics: Metrics, d: Decision) -> None:
+    metrics.stage_seconds.labels(d.route, "database").observe(d.db_seconds)
+    metrics.stage_seconds.labels(d.route, "model").observe(d.model_seconds)
+    metrics.decisions.labels(d.route, d.model.name, d.outcome).inc()
+    metrics.observe_ages(d.vector.feature_set.name, d.vector.ages)
+
+
+@router.post("/score", dependencies=[Depends(require("score"))])
+async def score(body: ScoreRequest, request: Request) -> dict[str, Any]:
+    """Score an entity: the feature vector (with each feature's age), rule flags and snapshot from one
+    read, the active model's score (and the shadow model's, logged, never deciding), and the decision."""
+    started = time.perf_counter()
+    state = request.app.state
+    serving = _serving(state.models, body.model, body.feature_set)
+    async with state.pool.connection() as conn:
+        d = await _decide(conn, state, "score", serving, body.entity, body.as_of, body.request, started)
+    timing = d.timing_ms()
+    writer: DecisionWriter = state.decision_log
+    try:
+        writer.submit(d.log_row(timing))
+    except LogFull as exc:
+        raise HTTPException(503, f"decision log backlog: {exc}", headers={"Retry-After": "1"}) from None
+    _observe(state.metrics, d)
+    return d.response(timing)
+
+
+def _replayed(logged: dict[str, Any], fs: FeatureSet) -> dict[str, Any]:
+    """The response of a decision already made for this event (a retried /v1/decide)."""
+    rules = {r.name: r for r in fs.rules}
+    ages = logged["ages"]
+    return {
+        "decision_id": logged["decision_id"],
+        "decision": logged["outcome"],
+        "score": logged["score"],
+        "model": {"name": logged["model"], "version": logged["model_version"]},
+        "shadow": None
+        if logged["shadow_model"] is None
+        else {"name": logged["shadow_model"], "version": logged["shadow_version"], "score": logged["shadow_score"]},
+        "rule_hits": [
+            {"rule": n, "action": rules[n].action, "reason": rules[n].reason} for n in logged["rule_hits"] if n in rules
+        ],
+        "feature_set": {"name": logged["feature_set"], "version": logged["feature_set_version"]},
+        "entity": logged["entity"],
+        "as_of": logged["as_of"],
+        "snapshot": logged["snapshot"],
+        "features": {f: {"value": v, "age_seconds": ages.get(f)} for f, v in logged["features"].items()},
+        "timing_ms": logged["latency_ms"],
+        "source": logged["source"],
+        "event_id": logged["event_id"],
+        "replayed": True,
+    }
+
+
+@router.post("/decide", dependencies=[Depends(require("score", "ingest"))])
+async def decide(body: DecideRequest, request: Request) -> dict[str, Any]:
+    """Decide and commit: in one transaction, holding the entity's lock, read the vector, score, land the
+    event and log the decision, so a decision sees every earlier decision on the entity. A retry with the
+    same event id returns the first decision and lands nothing."""
+    started = time.perf_counter()
+    state = request.app.state
+    serving = _serving(state.models, body.model, body.feature_set)
+    assert serving.active is not None
+    async with state.pool.connection() as conn:
+        sets = await _sets(conn, state.catalog, serving)
+        source = body.source or sets[0].event_source
+        if source is None:
+            raise HTTPException(422, f"feature set {sets[0].name} reads no events source: name the source")
+        event = dict(body.event)
+        try:
+            async with conn.transaction():
+                lock = {"source": source, "entity": body.entity, "event": Jsonb(event, dumps=dumps)}
+                row = await (await conn.execute(query("lock_entity"), lock)).fetchone()
+                assert row is not None
+                locked = row[0]
+                if locked["decided"] is not None:
+                    return _replayed(locked["decided"], sets[0])
+                id_column = locked["id_column"]
+                if id_column and event.get(id_column) is None:
+                    event[id_column] = str(uuid.uuid4())
+                d = await _decide(conn, state, "decide", serving, body.entity, None, event, started)
+                d.source, d.event_id = source, (str(event[id_column]) if id_column else None)
+                timing = d.timing_ms()
+                async with conn.pipeline():
+                    landed_cur = await conn.execute(
+                        query("land_event"),
+                        {"source": source, "entity": body.entity, "event": Jsonb(event, dumps=dumps)},
+                    )
+                    await conn.execute(query("log_decisions"), {"rows": Jsonb([d.log_row(timing)], dumps=dumps)})
+                landed = await landed_cur.fetchone()
+                if id_column and (landed is None or landed[0] is None):
+                    raise HTTPException(409, f"event {d.event_id} of {source} had already landed without a decision")
+        except psycopg.errors.UndefinedObject as exc:
+            raise HTTPException(404 if body.source is None else 422, exc.diag.message_primary or str(exc)) from None
+        except (
+            psycopg.DataError,
+            psycopg.IntegrityError,
+            psycopg.errors.UndefinedColumn,
+            psycopg.errors.RaiseException,
+        ) as exc:
+            raise _bad_input(exc) from None
+    _observe(state.metrics, d)
+    return d.response(d.timing_ms())
