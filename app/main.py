@@ -58,7 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             await listener.stop()
-            await writer.close()
+            await writer.close(settings.log_shutdown_seconds)
             await pool.close()
 
     app = FastAPI(title="contextlake", version=__version__, lifespan=lifespan)

@@ -36,7 +36,6 @@ def register_model(
     if features is None:
         params = {"feature_set": feature_set, "version": feature_set_version}
         features = [r[0] for r in conn.execute(query("model_inputs"), params).fetchall()]
-    check_inputs(onnx, features)
     if version is None:
         row = conn.execute(query("next_model_version"), {"name": name}).fetchone()
         assert row is not None
@@ -52,9 +51,12 @@ def register_model(
         "decline_at": decline_at,
         "status": status,
     }
+    # The lake checks the features against the set, then the ONNX input is checked against the features;
+    # either refusal rolls the registration back.
     with conn.transaction():
         out = conn.cursor(row_factory=dict_row).execute(query("register_model"), params).fetchone()
-    assert out is not None
+        assert out is not None
+        check_inputs(onnx, out["features"])
     return out
 
 

@@ -112,7 +112,8 @@ def read_statement(sets: list[FeatureSet]) -> sql.Composed:
     """One statement reading the vector of each feature set (the active model's, and the shadow's when it
     consumes another set) for one entity, at one as_of, in one snapshot."""
     first = sql.SQL(
-        "SELECT * FROM {}(%(entity)s, coalesce(%(as_of)s::timestamptz, now()), %(request)s::jsonb) AS v0"
+        "SELECT * FROM {}(%(entity)s, coalesce(%(as_of)s::timestamptz, statement_timestamp()), %(request)s::jsonb)"
+        " AS v0"
     ).format(sets[0].read_function)
     more = [
         sql.SQL(" CROSS JOIN LATERAL {}(v0.entity, v0.as_of, %(request)s::jsonb) AS {}").format(

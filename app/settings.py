@@ -39,6 +39,7 @@ class Settings:
     log_batch: int = 500  # CONTEXTLAKE_LOG_BATCH: decisions per write of the /v1/score decision log
     log_interval: float = 0.05  # CONTEXTLAKE_LOG_INTERVAL: seconds between writes of the decision log
     log_queue_max: int = 100_000  # CONTEXTLAKE_LOG_QUEUE_MAX: unwritten decisions before /v1/score answers 503
+    log_shutdown_seconds: float = 10.0  # CONTEXTLAKE_LOG_SHUTDOWN_SECONDS: to write the log at shutdown, then spill
     spill_dir: Path | None = None  # CONTEXTLAKE_SPILL_DIR: unwritten decisions at shutdown (default: lake home)
 
     @property
@@ -67,5 +68,6 @@ class Settings:
             log_batch=int(env("CONTEXTLAKE_LOG_BATCH", "500")),
             log_interval=float(env("CONTEXTLAKE_LOG_INTERVAL", "0.05")),
             log_queue_max=int(env("CONTEXTLAKE_LOG_QUEUE_MAX", "100000")),
+            log_shutdown_seconds=float(env("CONTEXTLAKE_LOG_SHUTDOWN_SECONDS", "10")),
             spill_dir=Path(spill) if spill else None,
         )

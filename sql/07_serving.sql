@@ -259,7 +259,8 @@ CREATE TRIGGER api_keys_notify AFTER UPDATE OR DELETE ON lake.api_keys
 
 -- Takes the transaction-level advisory lock of one entity (of a source's entity type), so
 -- decide-and-commit transactions on one entity run one after the other. Returns the source's event
--- id column and, when the event carries an id already decided, that logged decision (an idempotent retry).
+-- id and time columns and, when the event carries an id already decided, that logged decision (an
+-- idempotent retry).
 CREATE FUNCTION lake.lock_entity(p_source text, p_entity text, p_event jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
@@ -274,6 +275,7 @@ BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended(s.entity || ':' || p_entity, 0));
     RETURN jsonb_build_object(
         'id_column', s.id_column,
+        'time_column', s.time_column,
         'decided', (SELECT to_jsonb(d) FROM lake.decisions d
                      WHERE d.source = p_source AND d.event_id = p_event ->> s.id_column::text));
 END $$;

@@ -79,6 +79,16 @@ async def _sets(conn: psycopg.AsyncConnection[Any], catalog: Catalog, serving: S
         raise HTTPException(404, str(exc)) from None
 
 
+def _parse_time(value: Any, column: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise HTTPException(422, f"{column}: not an ISO 8601 time: {value!r}") from None
+    if parsed.tzinfo is None:
+        raise HTTPException(422, f"{column} needs a time zone: {value!r}")
+    return parsed
+
+
 def _bad_input(exc: psycopg.Error) -> HTTPException:
     diag = exc.diag
     message = diag.message_primary or str(exc)
@@ -218,6 +228,13 @@ async def decide(body: DecideRequest, request: Request) -> dict[str, Any]:
                 if id_column and event.get(id_column) is None:
                     event[id_column] = str(uuid.uuid4())
                 d = await _decide(conn, state, "decide", serving, body.entity, None, event, started)
+                # The event happens at the decision's as_of unless it says otherwise; a later time would hide it
+                # from the windows of the decisions that follow it.
+                time_column = locked["time_column"]
+                if event.get(time_column) is None:
+                    event[time_column] = d.vector.as_of
+                elif _parse_time(event[time_column], time_column) > d.vector.as_of:
+                    raise HTTPException(422, f"{time_column} {event[time_column]} is after the decision time")
                 d.source, d.event_id = source, (str(event[id_column]) if id_column else None)
                 timing = d.timing_ms()
                 async with conn.pipeline():
