@@ -1,7 +1,8 @@
 """A small seeded stream of card transactions for the demo and the benchmarks.
 
-Mostly ordinary spending, plus a few cards that go through card testing
-(many small amounts at different merchants within a minute).
+Mostly ordinary spending, plus two fraud patterns, marked as such: card testing (many small
+amounts at different merchants within a minute) and takeover spending (a large amount in a
+foreign country, soon after the card's previous use).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class Transaction:
     channel: str
     device_id: str | None
     event_time: datetime
+    fraud: bool = False
 
     def row(self) -> tuple[object, ...]:
         return tuple(getattr(self, c) for c in COLUMNS)
@@ -62,7 +64,36 @@ def stream(
                     "ecom",
                     None,
                     when + timedelta(seconds=k),
+                    fraud=True,
                 )
+            continue
+        if rng.random() < 0.004:
+            # Takeover: a large amount abroad, minutes after the card was last used at home.
+            abroad = rng.choice([x for x in COUNTRIES if x != home[c]])
+            amount = Decimal(round(rng.uniform(300, 900), 2)).quantize(Decimal("0.01"))
+            yield Transaction(
+                f"{prefix}{n}-a",
+                card_name(c),
+                f"m{rng.randrange(500)}",
+                Decimal("12.00"),
+                "EUR",
+                home[c],
+                "pos",
+                f"dev{c % 97}",
+                when,
+            )
+            yield Transaction(
+                f"{prefix}{n}-b",
+                card_name(c),
+                f"m{rng.randrange(500)}",
+                amount,
+                "EUR",
+                abroad,
+                "ecom",
+                None,
+                when + timedelta(seconds=rng.randrange(60, 900)),
+                fraud=True,
+            )
             continue
         amount = Decimal(round(rng.lognormvariate(3.2, 0.9), 2)).quantize(Decimal("0.01"))
         country = home[c] if rng.random() > 0.03 else rng.choice(COUNTRIES)

@@ -104,3 +104,18 @@ SELECT key_id, name, array_to_string(scopes, ',') AS scopes, to_char(created_at,
 
 -- name: ingest_lag_metrics
 SELECT source, p50_seconds, p95_seconds, p99_seconds, max_seconds FROM lake.ingest_lag;
+
+-- name: labelled_transactions
+SELECT t.card_id, t.event_time, t.amount, t.country,
+       EXISTS (SELECT FROM cards.chargebacks c WHERE c.event_id = t.event_id) AS fraud
+  FROM cards.transactions t
+ WHERE t.event_time < now() - interval '1 minute';
+
+-- name: active_model
+SELECT version FROM lake.models WHERE name = %(name)s AND status = 'active';
+
+-- name: card_with_most_chargebacks
+SELECT card_id FROM cards.chargebacks GROUP BY card_id ORDER BY count(*) DESC, card_id LIMIT 1;
+
+-- name: decisions_by_outcome
+SELECT outcome, count(*) FROM lake.decisions GROUP BY outcome ORDER BY outcome;
