@@ -105,3 +105,22 @@ def test_unknown_migration_target_is_a_clear_error(lake_env: dict[str, str]) -> 
     assert out.returncode == 2 and "nosuch" in out.stderr and "Traceback" not in out.stderr
     assert cli(lake_env, "down").stdout.strip() == "embedded lake stopped"
     assert cli(lake_env, "down").stdout.startswith("no embedded lake is running")
+
+
+def test_demo_lands_trains_serves_and_decides() -> None:
+    home = Path(tempfile.mkdtemp(prefix="contextlake-demo-", dir="/tmp"))
+    os.chmod(home, 0o755)
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(CONTEXTLAKE_HOME=str(home / "lake"), CONTEXTLAKE_PG_PORT=str(free_port()))
+    try:
+        out = cli(env, "demo", "--live-seconds", "1")
+    finally:
+        cli(env, "down")
+        shutil.rmtree(home, ignore_errors=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = out.stdout
+    assert "historical transactions by COPY" in text and "registered model fraud v1 (active)" in text
+    assert "ONNX matches scikit-learn within" in text
+    assert "POST /v1/score unseen card, 250 USD abroad: APPROVE" in text
+    assert "POST /v1/decide" in text and "decision log (lake.decisions): " in text
+    assert "embedded lake stopped" in text
