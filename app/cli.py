@@ -76,7 +76,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     migrate.upgrade(dsn)
     os.environ["DATABASE_URL"] = dsn  # the workers read it (the embedded lake is already started)
     uvicorn.run(
-        "app.main:app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers, log_level="info"
+        "app.main:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="info",
+        access_log=args.access_log,
     )
     return 0
 
@@ -151,6 +157,9 @@ def parser() -> argparse.ArgumentParser:
             sp.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
             sp.add_argument("--port", type=int, default=8000, help="port (default 8000)")
             sp.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+            sp.add_argument(
+                "--access-log", action="store_true", help="log every request (off: /metrics counts them)"
+            )
         if name == "model":
             cli_admin.add_model_parser(sp)
         if name == "key":

@@ -9,6 +9,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from starlette.responses import Response
+
 
 def plain(value: Any) -> Any:
     """A value as JSON has it (non-finite floats become null)."""
@@ -32,3 +34,12 @@ def _default(value: Any) -> Any:
 
 def dumps(obj: Any) -> str:
     return json.dumps(obj, default=_default, allow_nan=False, separators=(",", ":"))
+
+
+class JsonResponse(Response):
+    """A JSON response of plain values, encoded once (no per-field walk by the framework)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content).encode("utf-8")

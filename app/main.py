@@ -15,7 +15,7 @@ from app import __version__
 from app.auth import ApiKeys
 from app.decision_log import DecisionWriter
 from app.listener import Listener
-from app.metrics import Metrics, timing_middleware
+from app.metrics import Metrics, TimingMiddleware
 from app.model_store import ModelStore
 from app.routes import features, freshness, health, metrics, models, score
 from app.scoring import Catalog
@@ -63,7 +63,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="contextlake", version=__version__, lifespan=lifespan)
     app.state.metrics = Metrics()
-    app.middleware("http")(timing_middleware)
+    app.add_middleware(TimingMiddleware, metrics=app.state.metrics)
 
     @app.exception_handler(PoolTimeout)
     @app.exception_handler(psycopg.OperationalError)

@@ -54,10 +54,19 @@ class UnknownFeatureSet(LookupError):
 
 
 class Catalog:
-    """Feature set versions are immutable once defined, so each is read from the lake once."""
+    """Feature set versions are immutable once defined, so each is read from the lake once (and the
+    statement reading a combination of them is composed once)."""
 
     def __init__(self) -> None:
         self._sets: dict[tuple[str, int], FeatureSet] = {}
+        self._statements: dict[tuple[tuple[str, int], ...], str] = {}
+
+    def statement(self, conn: AsyncConnection[Any], sets: list[FeatureSet]) -> str:
+        key = tuple((fs.name, fs.version) for fs in sets)
+        found = self._statements.get(key)
+        if found is None:
+            found = self._statements[key] = read_statement(sets).as_string(conn)
+        return found
 
     async def get(self, conn: AsyncConnection[Any], name: str, version: int) -> FeatureSet:
         found = self._sets.get((name, version))
@@ -125,10 +134,15 @@ def read_statement(sets: list[FeatureSet]) -> sql.Composed:
 
 
 async def read_vectors(
-    conn: AsyncConnection[Any], sets: list[FeatureSet], entity: str, as_of: datetime | None, request: dict[str, Any]
+    conn: AsyncConnection[Any],
+    catalog: Catalog,
+    sets: list[FeatureSet],
+    entity: str,
+    as_of: datetime | None,
+    request: dict[str, Any],
 ) -> list[Vector]:
     params = {"entity": entity, "as_of": as_of, "request": Jsonb(request, dumps=dumps)}
-    row = await (await conn.execute(read_statement(sets), params)).fetchone()
+    row = await (await conn.execute(catalog.statement(conn, sets), params)).fetchone()
     assert row is not None, "a read function returns one row"
     vectors, at = [], 0
     for fs in sets:

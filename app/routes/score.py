@@ -15,7 +15,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from app.auth import require
 from app.decision_log import DecisionWriter, LogFull
-from app.jsonvalues import dumps
+from app.jsonvalues import JsonResponse, dumps
 from app.metrics import Metrics
 from app.model_store import AmbiguousModel, ModelStore, Serving, UnknownModel
 from app.queries import query
@@ -113,7 +113,7 @@ async def _decide(
     sets = await _sets(conn, app_state.catalog, serving)
     t0 = time.perf_counter()
     try:
-        vectors = await read_vectors(conn, sets, entity, as_of, payload)
+        vectors = await read_vectors(conn, app_state.catalog, sets, entity, as_of, payload)
     except (psycopg.DataError, psycopg.errors.RaiseException) as exc:
         raise _bad_input(exc) from None
     t1 = time.perf_counter()
@@ -155,8 +155,34 @@ def _observe(metrics: Metrics, d: Decision) -> None:
     metrics.observe_ages(d.vector.feature_set.name, d.vector.ages)
 
 
-@router.post("/score", dependencies=[Depends(require("score"))])
-async def score(body: ScoreRequest, request: Request) -> dict[str, Any]:
+DECISION_DOC: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the decision, the vector it was made on (values and ages), the snapshot and the timing",
+        "content": {
+            "application/json": {
+                "example": {
+                    "decision_id": "6f1c3b1e-8a0e-4a38-9a53-2f0f7f3f6b5e",
+                    "decision": "review",
+                    "score": 0.63,
+                    "model": {"name": "fraud", "version": 3},
+                    "shadow": {"name": "fraud", "version": 4, "score": 0.58},
+                    "rule_hits": [{"rule": "country_jump", "action": "review", "reason": "a different country..."}],
+                    "reasons": ["rule country_jump (review): a different country...", "score 0.6300 >= review ..."],
+                    "feature_set": {"name": "fraud", "version": 1},
+                    "entity": "card-000042",
+                    "as_of": "2026-11-24T06:37:12.110130+00:00",
+                    "snapshot": "4320:4320:",
+                    "features": {"card_txn_count_60s": {"value": 3, "age_seconds": 0.412}},
+                    "timing_ms": {"database": 0.61, "model": 0.12, "total": 1.05},
+                }
+            }
+        },
+    }
+}
+
+
+@router.post("/score", dependencies=[Depends(require("score"))], response_class=JsonResponse, responses=DECISION_DOC)
+async def score(body: ScoreRequest, request: Request) -> JsonResponse:
     """Score an entity: the feature vector (with each feature's age), rule flags and snapshot from one
     read, the active model's score (and the shadow model's, logged, never deciding), and the decision."""
     started = time.perf_counter()
@@ -171,7 +197,7 @@ async def score(body: ScoreRequest, request: Request) -> dict[str, Any]:
     except LogFull as exc:
         raise HTTPException(503, f"decision log backlog: {exc}", headers={"Retry-After": "1"}) from None
     _observe(state.metrics, d)
-    return d.response(timing)
+    return JsonResponse(d.response(timing))
 
 
 def _replayed(logged: dict[str, Any], fs: FeatureSet) -> dict[str, Any]:
@@ -201,8 +227,10 @@ def _replayed(logged: dict[str, Any], fs: FeatureSet) -> dict[str, Any]:
     }
 
 
-@router.post("/decide", dependencies=[Depends(require("score", "ingest"))])
-async def decide(body: DecideRequest, request: Request) -> dict[str, Any]:
+@router.post(
+    "/decide", dependencies=[Depends(require("score", "ingest"))], response_class=JsonResponse, responses=DECISION_DOC
+)
+async def decide(body: DecideRequest, request: Request) -> JsonResponse:
     """Decide and commit: in one transaction, holding the entity's lock, read the vector, score, land the
     event and log the decision, so a decision sees every earlier decision on the entity. A retry with the
     same event id returns the first decision and lands nothing."""
@@ -223,7 +251,7 @@ async def decide(body: DecideRequest, request: Request) -> dict[str, Any]:
                 assert row is not None
                 locked = row[0]
                 if locked["decided"] is not None:
-                    return _replayed(locked["decided"], sets[0])
+                    return JsonResponse(_replayed(locked["decided"], sets[0]))
                 id_column = locked["id_column"]
                 if id_column and event.get(id_column) is None:
                     event[id_column] = str(uuid.uuid4())
@@ -256,4 +284,4 @@ async def decide(body: DecideRequest, request: Request) -> dict[str, Any]:
         ) as exc:
             raise _bad_input(exc) from None
     _observe(state.metrics, d)
-    return d.response(d.timing_ms())
+    return JsonResponse(d.response(d.timing_ms()))
