@@ -95,7 +95,7 @@ async def read_baseline(dsn: str, clients: int, seconds: float) -> dict[str, flo
         return summary("baseline: vector read, psycopg, no HTTP", latencies, time.monotonic() - t0, 0)
 
 
-async def http_load(base: str, key: str, route: str, clients: int, seconds: float) -> dict[str, float]:
+async def http_load(base: str, key: str, route: str, clients: int, seconds: float, label: str = "") -> dict[str, float]:
     host, _, port = base.removeprefix("http://").partition(":")
     latencies: list[float] = []
     errors = 0
@@ -132,7 +132,7 @@ async def http_load(base: str, key: str, route: str, clients: int, seconds: floa
 
     t0 = time.monotonic()
     await asyncio.gather(*(worker(i) for i in range(clients)))
-    return summary(f"POST {route} over HTTP", latencies, time.monotonic() - t0, errors)
+    return summary(label or f"POST {route} over HTTP", latencies, time.monotonic() - t0, errors)
 
 
 def main() -> None:
@@ -185,7 +185,7 @@ def main() -> None:
                 raise RuntimeError("the service did not become ready")
             time.sleep(0.2)
         print(f"{args.clients} concurrent clients, {args.seconds:.0f} s each, quiet cards:", flush=True)
-        asyncio.run(http_load(url, key, "/v1/score", args.clients, 2))  # warm up: prepared statements, sessions
+        asyncio.run(http_load(url, key, "/v1/score", args.clients, 2, "warm-up (prepared statements, sessions)"))
         baseline = asyncio.run(read_baseline(dsn, args.clients, args.seconds))
         score = asyncio.run(http_load(url, key, "/v1/score", args.clients, args.seconds))
         decide = asyncio.run(http_load(url, key, "/v1/decide", args.clients, args.seconds))
