@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from psycopg_pool import AsyncConnectionPool
 from app.queries import query
 
 SCOPES = ("score", "ingest", "admin")
+KEY_FORMAT = re.compile(r"clk_([0-9a-f]{12})_([0-9a-f]{64})")
+CACHE_MAX = 10_000  # key ids remembered (known or not) before the cache starts over
 
 
 @dataclass(frozen=True)
@@ -39,11 +42,13 @@ class ApiKeys:
         self.pool = pool
         self.cache_seconds = cache_seconds
         self._cache: dict[str, _Entry] = {}
+        self._generation = 0  # bumped by every revocation notice: a lookup in flight then is not cached
 
     async def _entry(self, key_id: str) -> _Entry:
         entry = self._cache.get(key_id)
         if entry is not None and entry.expires > time.monotonic():
             return entry
+        generation = self._generation
         async with self.pool.connection() as conn:
             row = await (await conn.execute(query("api_key"), {"key_id": key_id})).fetchone()
         expires = time.monotonic() + self.cache_seconds
@@ -52,15 +57,18 @@ class ApiKeys:
             if row is None
             else _Entry(expires, row[0], frozenset(row[1]), row[2])
         )
-        self._cache[key_id] = entry
+        if generation == self._generation:
+            if len(self._cache) >= CACHE_MAX:
+                self._cache.clear()
+            self._cache[key_id] = entry
         return entry
 
     async def scopes(self, api_key: str) -> frozenset[str]:
         """The scopes of a valid key; 401 for a malformed, unknown or revoked one."""
-        prefix, _, rest = api_key.partition("_")
-        key_id, _, secret = rest.partition("_")
-        if prefix != "clk" or not key_id or not secret:
-            raise _unauthorized("malformed API key (expected clk_<key id>_<secret>)")
+        m = KEY_FORMAT.fullmatch(api_key)
+        if m is None:
+            raise _unauthorized("malformed API key (expected clk_<12 hex key id>_<64 hex secret>)")
+        key_id, secret = m.groups()
         entry = await self._entry(key_id)
         digest = hashlib.sha256(secret.encode()).hexdigest()
         if entry.secret_sha256 is None or not hmac.compare_digest(digest, entry.secret_sha256):
@@ -70,9 +78,11 @@ class ApiKeys:
         return entry.scopes
 
     async def on_notify(self, key_id: str) -> None:
+        self._generation += 1
         self._cache.pop(key_id, None)
 
     async def resync(self) -> None:
+        self._generation += 1
         self._cache.clear()
 
 

@@ -157,9 +157,7 @@ def parser() -> argparse.ArgumentParser:
             sp.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
             sp.add_argument("--port", type=int, default=8000, help="port (default 8000)")
             sp.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-            sp.add_argument(
-                "--access-log", action="store_true", help="log every request (off: /metrics counts them)"
-            )
+            sp.add_argument("--access-log", action="store_true", help="log every request (off: /metrics counts them)")
         if name == "model":
             cli_admin.add_model_parser(sp)
         if name == "key":

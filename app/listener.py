@@ -20,9 +20,10 @@ Resync = Callable[[], Awaitable[None]]
 
 
 class Listener:
-    def __init__(self, url: str, retry_seconds: float = 1.0) -> None:
+    def __init__(self, url: str, retry_seconds: float = 1.0, ping_seconds: float = 30.0) -> None:
         self.url = url
         self.retry_seconds = retry_seconds
+        self.ping_seconds = ping_seconds
         self.handlers: dict[str, Handler] = {}
         self.resyncs: list[Resync] = []
         self.connected = asyncio.Event()
@@ -46,16 +47,28 @@ class Listener:
     async def _run(self) -> None:
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
+                # Keepalives and a periodic ping: a connection lost without a reset (a partition, a NAT
+                # timeout) is noticed within a minute instead of waiting for notifications forever.
+                async with await psycopg.AsyncConnection.connect(
+                    self.url,
+                    autocommit=True,
+                    connect_timeout=5,
+                    keepalives=1,
+                    keepalives_idle=10,
+                    keepalives_interval=5,
+                    keepalives_count=3,
+                ) as conn:
                     for channel in self.handlers:
                         await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
                     for resync in self.resyncs:
                         await resync()
                     self.connected.set()
-                    async for note in conn.notifies():
-                        handler = self.handlers.get(note.channel)
-                        if handler is not None:
-                            await handler(note.payload)
+                    while True:
+                        async for note in conn.notifies(timeout=self.ping_seconds):
+                            handler = self.handlers.get(note.channel)
+                            if handler is not None:
+                                await handler(note.payload)
+                        await asyncio.wait_for(conn.execute("SELECT 1"), timeout=10)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database went away, or a resync failed: retry

@@ -14,6 +14,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from app import __version__
 from app.auth import ApiKeys
 from app.decision_log import DecisionWriter
+from app.entity_gate import EntityGate
 from app.listener import Listener
 from app.metrics import Metrics, TimingMiddleware
 from app.model_store import ModelStore
@@ -32,7 +33,13 @@ def create_app(settings: Settings) -> FastAPI:
             min_size=settings.pool_min,
             max_size=settings.pool_max,
             timeout=settings.pool_timeout,
-            kwargs={"autocommit": True, "options": f"-c statement_timeout={settings.statement_timeout_ms}"},
+            # Decide-and-commit relies on READ COMMITTED: its read after the entity lock must see the commit
+            # of the decision that held the lock before, whatever the server's default isolation.
+            kwargs={
+                "autocommit": True,
+                "options": f"-c statement_timeout={settings.statement_timeout_ms} "
+                "-c default_transaction_isolation=read\\ committed",
+            },
             open=False,
         )
         # Open without waiting for the database: the service starts, /readyz says whether it can serve.
@@ -50,6 +57,8 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.models = store
         app.state.api_keys = keys
         app.state.catalog = Catalog()
+        app.state.entity_gate = EntityGate(settings.decide_queue_max)
+        app.state.settings = settings
         app.state.decision_log = writer
         app.state.listener = listener
         listener.start()

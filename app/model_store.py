@@ -69,13 +69,18 @@ class ModelStore:
             rows = await self._rows(name)
             errors: dict[str, str] = {}
             built = await asyncio.to_thread(self._build, rows, errors)
+            # A name whose new version fails to load keeps serving the version it had (the failure is in
+            # load_errors and /readyz), rather than going dark.
+            failed = {k.rsplit(" v", 1)[0] for k in errors}
+            kept = {n: s for n, s in self.by_name.items() if n in failed and n not in built}
             if name is None:
-                self.by_name = built
+                self.by_name = {**built, **kept}
                 self.load_errors = errors
             else:
                 fresh = dict(self.by_name)
                 fresh.pop(name, None)
                 fresh.update(built)
+                fresh.update(kept)
                 self.by_name = fresh
                 self.load_errors = {k: v for k, v in self.load_errors.items() if not k.startswith(f"{name} v")}
                 self.load_errors.update(errors)

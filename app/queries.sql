@@ -50,7 +50,11 @@ SELECT fs.version, fs.read_function::oid::regproc::text AS read_function, fs.fea
        (SELECT f.source FROM unnest(fs.features) WITH ORDINALITY AS u(name, i)
           JOIN lake.features f ON f.name = u.name
           JOIN lake.sources s ON s.name = f.source AND s.kind = 'events'
-         ORDER BY u.i LIMIT 1) AS event_source
+         ORDER BY u.i LIMIT 1) AS event_source,
+       (SELECT s.entity FROM unnest(fs.features) WITH ORDINALITY AS u(name, i)
+          JOIN lake.features f ON f.name = u.name
+          JOIN lake.sources s ON s.name = f.source
+         ORDER BY u.i LIMIT 1) AS entity
   FROM lake.feature_sets fs
  WHERE fs.name = %(feature_set)s AND fs.version = %(version)s;
 
@@ -58,7 +62,7 @@ SELECT fs.version, fs.read_function::oid::regproc::text AS read_function, fs.fea
 SELECT secret_sha256, scopes, revoked_at IS NOT NULL AS revoked FROM lake.api_keys WHERE key_id = %(key_id)s;
 
 -- name: lock_entity
-SELECT lake.lock_entity(%(source)s, %(entity)s, %(event)s);
+SELECT lake.lock_entity(%(source)s, %(entity)s, %(event)s, %(lock_timeout)s);
 
 -- name: land_event
 SELECT lake.land_event(%(source)s, %(entity)s, %(event)s);

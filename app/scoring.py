@@ -42,6 +42,7 @@ class FeatureSet:
     features: tuple[str, ...]
     rules: tuple[Rule, ...]
     event_source: str | None
+    entity: str | None
 
     @property
     def width(self) -> int:
@@ -86,6 +87,7 @@ class Catalog:
                 Rule(*r) for r in zip(row["rule_names"], row["rule_actions"], row["rule_reasons"], strict=True)
             ),
             event_source=row["event_source"],
+            entity=row["entity"],
         )
         self._sets[(name, version)] = fs
         return fs
@@ -253,6 +255,7 @@ class Decision:
             "shadow_version": self.shadow.version if self.shadow else None,
             "shadow_score": self.shadow_score,
             "rule_hits": [r.name for r in v.rule_hits],
+            "reasons": self.reasons,
             "outcome": self.outcome,
             "latency_ms": timing,
         }

@@ -40,6 +40,8 @@ class Settings:
     log_interval: float = 0.05  # CONTEXTLAKE_LOG_INTERVAL: seconds between writes of the decision log
     log_queue_max: int = 100_000  # CONTEXTLAKE_LOG_QUEUE_MAX: unwritten decisions before /v1/score answers 503
     log_shutdown_seconds: float = 10.0  # CONTEXTLAKE_LOG_SHUTDOWN_SECONDS: to write the log at shutdown, then spill
+    decide_lock_timeout_ms: int = 1000  # CONTEXTLAKE_DECIDE_LOCK_TIMEOUT_MS: wait for an entity's lock, else 429
+    decide_queue_max: int = 16  # CONTEXTLAKE_DECIDE_QUEUE_MAX: decisions waiting on one entity, else 429
     spill_dir: Path | None = None  # CONTEXTLAKE_SPILL_DIR: unwritten decisions at shutdown (default: lake home)
 
     @property
@@ -69,5 +71,7 @@ class Settings:
             log_interval=float(env("CONTEXTLAKE_LOG_INTERVAL", "0.05")),
             log_queue_max=int(env("CONTEXTLAKE_LOG_QUEUE_MAX", "100000")),
             log_shutdown_seconds=float(env("CONTEXTLAKE_LOG_SHUTDOWN_SECONDS", "10")),
+            decide_lock_timeout_ms=int(env("CONTEXTLAKE_DECIDE_LOCK_TIMEOUT_MS", "1000")),
+            decide_queue_max=int(env("CONTEXTLAKE_DECIDE_QUEUE_MAX", "16")),
             spill_dir=Path(spill) if spill else None,
         )

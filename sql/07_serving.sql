@@ -181,6 +181,7 @@ CREATE TABLE lake.decisions (
     shadow_version      int,
     shadow_score        double precision,
     rule_hits           jsonb NOT NULL,
+    reasons             jsonb NOT NULL DEFAULT '[]',
     outcome             text NOT NULL CHECK (outcome IN ('approve', 'review', 'decline')),
     latency_ms          jsonb NOT NULL
 );
@@ -257,23 +258,29 @@ CREATE TRIGGER api_keys_notify AFTER UPDATE OR DELETE ON lake.api_keys
 -- Decide and commit: the per-entity lock and the landing function
 -- ===========================================================================
 
--- Takes the transaction-level advisory lock of one entity (of a source's entity type), so
--- decide-and-commit transactions on one entity run one after the other. Returns the source's event
--- id and time columns and, when the event carries an id already decided, that logged decision (an
--- idempotent retry).
-CREATE FUNCTION lake.lock_entity(p_source text, p_entity text, p_event jsonb)
+-- Takes the transaction-level advisory lock of one entity, so decide-and-commit transactions on one
+-- entity run one after the other. The lock key is the entity type and the key in its column's own
+-- type (so '42' and '042' of a bigint key are one entity); waiting is bounded by p_lock_timeout
+-- (error 55P03 past it). Returns the source's entity type, event id and time columns and, when the
+-- event carries an id already decided, that logged decision (an idempotent retry).
+CREATE FUNCTION lake.lock_entity(p_source text, p_entity text, p_event jsonb, p_lock_timeout text DEFAULT '1s')
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
     s lake.sources;
+    v_key text;
 BEGIN
     SELECT * INTO s FROM lake.sources WHERE name = p_source AND kind = 'events';
     IF NOT FOUND THEN
         RAISE EXCEPTION 'unknown events source %', p_source USING ERRCODE = 'undefined_object',
             HINT = (SELECT 'events sources: ' || string_agg(name, ', ' ORDER BY name) FROM lake.sources WHERE kind = 'events');
     END IF;
-    PERFORM pg_advisory_xact_lock(hashtextextended(s.entity || ':' || p_entity, 0));
+    EXECUTE format('SELECT ($1::%s)::text', lake._column_base_type(s.table_name, s.entity_column)) INTO v_key USING p_entity;
+    PERFORM set_config('lock_timeout', p_lock_timeout, true);
+    PERFORM pg_advisory_xact_lock(hashtextextended(s.entity || ':' || v_key, 0));
+    PERFORM set_config('lock_timeout', '0', true);
     RETURN jsonb_build_object(
+        'entity', s.entity,
         'id_column', s.id_column,
         'time_column', s.time_column,
         'decided', (SELECT to_jsonb(d) FROM lake.decisions d

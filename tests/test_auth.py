@@ -41,6 +41,8 @@ def test_no_or_bad_key_is_401(base: str) -> None:
     assert r.status_code == 401 and r.headers["WWW-Authenticate"] == "Bearer" and "API key is required" in r.text
     assert "malformed" in call(base, "secret", "POST", "/v1/score", SCORE).text
     assert call(base, "clk_000000000000_nope", "POST", "/v1/score", SCORE).status_code == 401
+    unknown = call(base, "clk_000000000000_" + "0" * 64, "POST", "/v1/score", SCORE)
+    assert unknown.status_code == 401 and "unknown API key" in unknown.text
     # health, readiness, metrics and the docs need no key
     for path in ("/healthz", "/readyz", "/metrics", "/docs"):
         assert call(base, None, "GET", path).status_code == 200
@@ -122,5 +124,13 @@ def test_the_analyst_role_reads_but_cannot_write(dsn: str) -> None:
         ).fetchone() == ("0",)
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
             analyst.execute("DELETE FROM lake.decisions")
+        analyst.execute("SET default_transaction_read_only = off")  # it can, but it holds no write privilege
+        for write in (
+            "DELETE FROM lake.decisions",
+            "UPDATE lake.models SET status = 'retired'",
+            "CREATE TABLE lake.x ()",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                analyst.execute(write)
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             analyst.execute("SELECT secret_sha256 FROM lake.api_keys")

@@ -3,14 +3,17 @@ spilled to disk and written on the next start when the lake refuses it, never wr
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg_pool import AsyncConnectionPool
 
 from app import registry
+from app.decision_log import DecisionWriter
 from app.settings import Settings
 from tests.onnx_models import constant
 from tests.service import new_key, serving, wait_ready
@@ -84,3 +87,28 @@ def test_writing_a_batch_twice_logs_it_once(conn: psycopg.Connection, dsn: str) 
     assert rows is not None
     assert conn.execute("SELECT lake.log_decisions(%s)", (json.dumps(rows[0]),)).fetchone() == (0,)
     assert conn.execute("SELECT count(*) FROM lake.decisions").fetchone() == (1,)
+
+
+def test_a_decision_the_lake_rejects_is_set_aside_and_the_others_are_written(
+    dsn: str, conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    settings = Settings(database_url=dsn, log_interval=3600, log_batch=10_000)
+    with serving(settings, new_key(dsn, "score")) as c:
+        good = [c.post("/v1/score", json=SCORE).json() for _ in range(6)]
+    rows = conn.execute("SELECT jsonb_agg(to_jsonb(d)) FROM lake.decisions d").fetchone()[0]  # type: ignore[index]
+    conn.execute("DELETE FROM lake.decisions")
+    bad = dict(rows[0], decision_id="00000000-0000-0000-0000-000000000001", outcome="maybe")  # fails a CHECK
+
+    async def write() -> DecisionWriter:
+        async with AsyncConnectionPool(dsn, min_size=1, max_size=2, kwargs={"autocommit": True}) as pool:
+            writer = DecisionWriter(pool, tmp_path, batch=100, interval=0.01, queue_max=100)
+            for row in rows[:3] + [bad] + rows[3:]:
+                writer.submit(row)
+            writer.start()
+            await writer.close(5)
+            return writer
+
+    writer = asyncio.run(write())
+    assert logged(conn) == {b["decision_id"] for b in good} and writer.rejected == 1
+    (rejected,) = [json.loads(line) for line in (tmp_path / "rejected.jsonl").read_text().splitlines()]
+    assert rejected["decision"]["decision_id"] == bad["decision_id"] and "decisions_outcome_check" in rejected["error"]

@@ -192,17 +192,19 @@ def test_hot_swap_under_load_fails_no_request(
     k = len(model[1])
     statuses: list[int] = []
     versions: list[int] = []
+    per_thread: list[list[int]] = [[] for _ in range(4)]
     stop = threading.Event()
 
-    def hammer() -> None:
+    def hammer(mine: list[int]) -> None:
         with httpx.Client(base_url=client.base_url, headers=client.headers, timeout=10) as c:
             while not stop.is_set():
                 r = c.post("/v1/score", json={"model": "fraud", "entity": "c1"})
                 statuses.append(r.status_code)
                 if r.status_code == 200:
                     versions.append(r.json()["model"]["version"])
+                    mine.append(versions[-1])
 
-    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    threads = [threading.Thread(target=hammer, args=(mine,)) for mine in per_thread]
     for t in threads:
         t.start()
     try:
@@ -222,6 +224,20 @@ def test_hot_swap_under_load_fails_no_request(
             t.join()
     assert len(statuses) > 40 and set(statuses) == {200}
     assert set(versions) == {1, 2, 3, 4, 5}
-    # Once a version serves, no later response comes from an older one (each swap is atomic).
-    firsts = [versions.index(v) for v in range(1, 6)]
-    assert firsts == sorted(firsts)
+    # Each client's requests run one after another: once one was answered by a version, none of its
+    # later ones is answered by an older version (each swap is atomic and final).
+    assert all(seq == sorted(seq) for seq in per_thread)
+
+
+def test_a_version_that_fails_to_load_leaves_the_previous_one_serving(
+    client: httpx.Client, conn: psycopg.Connection
+) -> None:
+    # Registered behind the CLI's back (SQL only), so the ONNX was never checked.
+    conn.execute("SELECT lake.register_model('fraud', 2, '\\x0102'::bytea, 'fraud', 1, p_status => 'active')")
+    deadline = time.monotonic() + 10
+    while "fraud v2" not in (ready := client.get("/readyz").json())["refused_models"]:
+        assert time.monotonic() < deadline, ready
+        time.sleep(0.05)
+    r = client.post("/v1/score", json={"model": "fraud", "entity": "c1"})
+    assert r.status_code == 200 and r.json()["model"]["version"] == 1
+    assert "not a loadable ONNX model" in ready["refused_models"]["fraud v2"]

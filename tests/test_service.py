@@ -81,7 +81,7 @@ def test_freshness_endpoint(client: httpx.Client, conn: psycopg.Connection) -> N
 def test_database_unreachable_is_503_with_retry_after() -> None:
     settings = Settings(database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/lake", pool_timeout=0.5)
     # A key cannot be checked while the lake is away: that too is 503, not 401.
-    with serving(settings, "clk_0123456789ab_secret", ready=False) as c:
+    with serving(settings, "clk_0123456789ab_" + "0" * 64, ready=False) as c:
         assert c.get("/healthz").status_code == 200
         for path in ("/readyz", "/v1/features/fraud/c1"):
             r = c.get(path)

@@ -21,4 +21,10 @@ async def readyz(request: Request) -> dict[str, object]:
         await conn.execute("SELECT count(*) FROM lake.feature_sets")
     if not state.models.loaded:
         raise HTTPException(503, "models not loaded yet", headers={"Retry-After": "1"})
-    return {"status": "ready", "models": state.models.describe(), "refused_models": state.models.load_errors}
+    return {
+        "status": "ready",
+        "models": state.models.describe(),
+        "refused_models": state.models.load_errors,
+        # Without it model swaps and key revocations wait for the reconnect (revocations: at most the key cache).
+        "notifications": "listening" if state.listener.connected.is_set() else "reconnecting",
+    }

@@ -15,6 +15,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from app.auth import require
 from app.decision_log import DecisionWriter, LogFull
+from app.entity_gate import EntityBusy
 from app.jsonvalues import JsonResponse, dumps
 from app.metrics import Metrics
 from app.model_store import AmbiguousModel, ModelStore, Serving, UnknownModel
@@ -77,16 +78,6 @@ async def _sets(conn: psycopg.AsyncConnection[Any], catalog: Catalog, serving: S
         return [await catalog.get(conn, name, version) for name, version in wanted]
     except UnknownFeatureSet as exc:
         raise HTTPException(404, str(exc)) from None
-
-
-def _parse_time(value: Any, column: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        raise HTTPException(422, f"{column}: not an ISO 8601 time: {value!r}") from None
-    if parsed.tzinfo is None:
-        raise HTTPException(422, f"{column} needs a time zone: {value!r}")
-    return parsed
 
 
 def _bad_input(exc: psycopg.Error) -> HTTPException:
@@ -201,7 +192,8 @@ async def score(body: ScoreRequest, request: Request) -> JsonResponse:
 
 
 def _replayed(logged: dict[str, Any], fs: FeatureSet) -> dict[str, Any]:
-    """The response of a decision already made for this event (a retried /v1/decide)."""
+    """The response of a decision already made for this event (a retried /v1/decide); `fs` is the feature
+    set version the decision was made with."""
     rules = {r.name: r for r in fs.rules}
     ages = logged["ages"]
     return {
@@ -215,6 +207,7 @@ def _replayed(logged: dict[str, Any], fs: FeatureSet) -> dict[str, Any]:
         "rule_hits": [
             {"rule": n, "action": rules[n].action, "reason": rules[n].reason} for n in logged["rule_hits"] if n in rules
         ],
+        "reasons": logged["reasons"],
         "feature_set": {"name": logged["feature_set"], "version": logged["feature_set_version"]},
         "entity": logged["entity"],
         "as_of": logged["as_of"],
@@ -232,56 +225,89 @@ def _replayed(logged: dict[str, Any], fs: FeatureSet) -> dict[str, Any]:
 )
 async def decide(body: DecideRequest, request: Request) -> JsonResponse:
     """Decide and commit: in one transaction, holding the entity's lock, read the vector, score, land the
-    event and log the decision, so a decision sees every earlier decision on the entity. A retry with the
-    same event id returns the first decision and lands nothing."""
+    event and log the decision, so a decision sees every earlier decision on the entity. The event happens
+    at the decision's time. A retry with the same event id returns the first decision and lands nothing."""
     started = time.perf_counter()
     state = request.app.state
     serving = _serving(state.models, body.model, body.feature_set)
     assert serving.active is not None
-    async with state.pool.connection() as conn:
-        sets = await _sets(conn, state.catalog, serving)
-        source = body.source or sets[0].event_source
-        if source is None:
-            raise HTTPException(422, f"feature set {sets[0].name} reads no events source: name the source")
-        event = dict(body.event)
-        try:
-            async with conn.transaction():
-                lock = {"source": source, "entity": body.entity, "event": Jsonb(event, dumps=dumps)}
-                row = await (await conn.execute(query("lock_entity"), lock)).fetchone()
-                assert row is not None
-                locked = row[0]
-                if locked["decided"] is not None:
-                    return JsonResponse(_replayed(locked["decided"], sets[0]))
-                id_column = locked["id_column"]
-                if id_column and event.get(id_column) is None:
-                    event[id_column] = str(uuid.uuid4())
-                d = await _decide(conn, state, "decide", serving, body.entity, None, event, started)
-                # The event happens at the decision's as_of unless it says otherwise; a later time would hide it
-                # from the windows of the decisions that follow it.
-                time_column = locked["time_column"]
-                if event.get(time_column) is None:
-                    event[time_column] = d.vector.as_of
-                elif _parse_time(event[time_column], time_column) > d.vector.as_of:
-                    raise HTTPException(422, f"{time_column} {event[time_column]} is after the decision time")
-                d.source, d.event_id = source, (str(event[id_column]) if id_column else None)
-                timing = d.timing_ms()
-                async with conn.pipeline():
-                    landed_cur = await conn.execute(
-                        query("land_event"),
-                        {"source": source, "entity": body.entity, "event": Jsonb(event, dumps=dumps)},
-                    )
-                    await conn.execute(query("log_decisions"), {"rows": Jsonb([d.log_row(timing)], dumps=dumps)})
-                landed = await landed_cur.fetchone()
-                if id_column and (landed is None or landed[0] is None):
-                    raise HTTPException(409, f"event {d.event_id} of {source} had already landed without a decision")
-        except psycopg.errors.UndefinedObject as exc:
-            raise HTTPException(404 if body.source is None else 422, exc.diag.message_primary or str(exc)) from None
-        except (
-            psycopg.DataError,
-            psycopg.IntegrityError,
-            psycopg.errors.UndefinedColumn,
-            psycopg.errors.RaiseException,
-        ) as exc:
-            raise _bad_input(exc) from None
+    try:
+        async with state.entity_gate.hold(body.entity), state.pool.connection() as conn:
+            d = await _decide_and_commit(conn, state, body, serving, started)
+    except EntityBusy as exc:
+        raise HTTPException(429, f"entity {body.entity}: {exc}", headers={"Retry-After": "1"}) from None
+    except psycopg.errors.LockNotAvailable:
+        raise HTTPException(
+            429, f"entity {body.entity}: earlier decisions still hold its lock", headers={"Retry-After": "1"}
+        ) from None
+    except _Replayed as replay:
+        return JsonResponse(replay.body)
     _observe(state.metrics, d)
     return JsonResponse(d.response(d.timing_ms()))
+
+
+class _Replayed(Exception):  # noqa: N818 - control flow: the decision already exists
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.body = body
+
+
+async def _decide_and_commit(
+    conn: psycopg.AsyncConnection[Any], state: Any, body: DecideRequest, serving: Serving, started: float
+) -> Decision:
+    sets = await _sets(conn, state.catalog, serving)
+    source = body.source or sets[0].event_source
+    if source is None:
+        raise HTTPException(422, f"feature set {sets[0].name} reads no events source: name the source")
+    event = dict(body.event)
+    lock = {
+        "source": source,
+        "entity": body.entity,
+        "event": Jsonb(event, dumps=dumps),
+        "lock_timeout": f"{state.settings.decide_lock_timeout_ms}ms",
+    }
+    try:
+        async with conn.transaction():
+            row = await (await conn.execute(query("lock_entity"), lock)).fetchone()
+            assert row is not None
+            locked = row[0]
+            if sets[0].entity is not None and locked["entity"] != sets[0].entity:
+                raise HTTPException(
+                    422,
+                    f"source {source} lands {locked['entity']} events; "
+                    f"feature set {sets[0].name} is per {sets[0].entity}",
+                )
+            decided = locked["decided"]
+            if decided is not None:
+                if decided["entity"] != body.entity:
+                    raise HTTPException(409, f"event {decided['event_id']} of {source} was decided for another entity")
+                logged_set = await state.catalog.get(conn, decided["feature_set"], decided["feature_set_version"])
+                raise _Replayed(_replayed(decided, logged_set))
+            id_column, time_column = locked["id_column"], locked["time_column"]
+            if event.get(time_column) is not None:
+                # A client time could hide the event from the windows of the decisions that follow it
+                # (a backdated one falls out of a 24-hour limit at once).
+                raise HTTPException(422, f"{time_column}: a decided event happens at the decision time; leave it out")
+            if id_column and event.get(id_column) is None:
+                event[id_column] = str(uuid.uuid4())
+            d = await _decide(conn, state, "decide", serving, body.entity, None, event, started)
+            event[time_column] = d.vector.as_of
+            d.source, d.event_id = source, (str(event[id_column]) if id_column else None)
+            timing = d.timing_ms()
+            async with conn.pipeline():
+                landed_cur = await conn.execute(
+                    query("land_event"), {"source": source, "entity": body.entity, "event": Jsonb(event, dumps=dumps)}
+                )
+                await conn.execute(query("log_decisions"), {"rows": Jsonb([d.log_row(timing)], dumps=dumps)})
+            landed = await landed_cur.fetchone()
+            if id_column and (landed is None or landed[0] is None):
+                raise HTTPException(409, f"event {d.event_id} of {source} had already landed without a decision")
+    except psycopg.errors.UndefinedObject as exc:
+        raise HTTPException(404 if body.source is None else 422, exc.diag.message_primary or str(exc)) from None
+    except (
+        psycopg.DataError,
+        psycopg.IntegrityError,
+        psycopg.errors.UndefinedColumn,
+        psycopg.errors.RaiseException,
+    ) as exc:
+        raise _bad_input(exc) from None
+    return d
