@@ -45,6 +45,9 @@ class Metrics:
             ["source", "quantile"],
             registry=r,
         )
+        self.events = Counter(
+            "contextlake_events_total", "events sent to /v1/events by outcome", ["source", "status"], registry=r
+        )
         self.pool = Gauge("contextlake_pool_connections", "connection pool of the service", ["state"], registry=r)
         self.models = Gauge("contextlake_models_loaded", "model versions loaded", ["status"], registry=r)
         self.log_pending = Gauge("contextlake_decision_log_pending", "decisions waiting to be logged", registry=r)

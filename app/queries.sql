@@ -123,3 +123,6 @@ SELECT card_id FROM cards.chargebacks GROUP BY card_id ORDER BY count(*) DESC, c
 
 -- name: decisions_by_outcome
 SELECT outcome, count(*) FROM lake.decisions GROUP BY outcome ORDER BY outcome;
+
+-- name: land_events
+SELECT idx, event_id, status, reason FROM lake.land_events(%(source)s, %(events)s);
