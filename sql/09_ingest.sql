@@ -6,8 +6,11 @@ INSERT INTO lake.settings (key, value, description) VALUES
     ('max_event_future', '5 minutes',
      'an event whose time is further ahead of the lake''s clock than this is rejected (clock skew allowance)');
 
--- Per event of a batch: the reason it cannot land, from its shape alone (NULL: it may land).
-CREATE FUNCTION lake._event_problem(s lake.sources, p_event jsonb, p_columns text[], p_max_future interval)
+-- Per event of a batch: the reason it cannot land, from its shape alone (NULL: it may land). Unsafe
+-- (p_safe false) it casts the event time without a subtransaction and raises on a bad one, which is
+-- cheap for the usual batch; the caller then checks again safely.
+CREATE FUNCTION lake._event_problem(s lake.sources, p_event jsonb, p_columns text[], p_max_future interval,
+                                    p_safe boolean)
 RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -38,11 +41,15 @@ BEGIN
     IF (p_event ->> s.time_column::text) !~ '(Z|z|[+-]\d\d(:?\d\d)?)$' THEN
         RETURN format('%s needs a time zone (e.g. 2026-11-24T07:00:00Z): %s', s.time_column, p_event ->> s.time_column::text);
     END IF;
-    BEGIN
+    IF p_safe THEN
+        BEGIN
+            v_time := (p_event ->> s.time_column::text)::timestamptz;
+        EXCEPTION WHEN data_exception THEN
+            RETURN format('%s: %s', s.time_column, SQLERRM);
+        END;
+    ELSE
         v_time := (p_event ->> s.time_column::text)::timestamptz;
-    EXCEPTION WHEN data_exception THEN
-        RETURN format('%s: %s', s.time_column, SQLERRM);
-    END;
+    END IF;
     IF v_time > now() + p_max_future THEN
         RETURN format('%s %s is more than %s ahead of the lake''s clock', s.time_column, v_time, p_max_future);
     END IF;
@@ -78,12 +85,25 @@ BEGIN
       FROM pg_attribute a
      WHERE a.attrelid = s.table_name AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';
 
-    CREATE TEMP TABLE IF NOT EXISTS pg_temp.lake_batch (idx int, event jsonb, problem text, event_id text, status text)
-        ON COMMIT DROP;
+    CREATE TEMP TABLE IF NOT EXISTS pg_temp.lake_batch (
+        idx int, event jsonb, problem text, event_id text, status text, first boolean NOT NULL DEFAULT true
+    ) ON COMMIT DROP;
     TRUNCATE pg_temp.lake_batch;
-    INSERT INTO pg_temp.lake_batch (idx, event, problem, event_id)
-    SELECT e.i - 1, e.v, lake._event_problem(s, e.v, v_columns, v_max_future), e.v ->> s.id_column::text
-      FROM jsonb_array_elements(p_events) WITH ORDINALITY AS e(v, i);
+    BEGIN
+        INSERT INTO pg_temp.lake_batch (idx, event, problem, event_id)
+        SELECT e.i - 1, e.v, lake._event_problem(s, e.v, v_columns, v_max_future, false), e.v ->> s.id_column::text
+          FROM jsonb_array_elements(p_events) WITH ORDINALITY AS e(v, i);
+    EXCEPTION WHEN data_exception THEN  -- an event time that looks like one but is not: check one by one
+        INSERT INTO pg_temp.lake_batch (idx, event, problem, event_id)
+        SELECT e.i - 1, e.v, lake._event_problem(s, e.v, v_columns, v_max_future, true), e.v ->> s.id_column::text
+          FROM jsonb_array_elements(p_events) WITH ORDINALITY AS e(v, i);
+    END;
+    ANALYZE pg_temp.lake_batch;  -- so the joins below hash instead of comparing every pair
+    -- An id given twice in one batch: its first occurrence lands, the others are duplicates.
+    UPDATE pg_temp.lake_batch b SET first = false
+      FROM (SELECT x.event_id, min(x.idx) AS m FROM pg_temp.lake_batch x WHERE x.problem IS NULL
+             GROUP BY x.event_id HAVING count(*) > 1) d
+     WHERE b.problem IS NULL AND b.event_id = d.event_id AND b.idx > d.m;
 
     -- Every column a well-formed event of the batch names; an event lacking one of them gets NULL there.
     SELECT string_agg(quote_ident(c), ', ' ORDER BY array_position(v_columns, c)) INTO v_insert
@@ -97,9 +117,7 @@ BEGIN
         EXECUTE format(
             'WITH ins AS (INSERT INTO %1$s (%2$s) SELECT %6$s FROM pg_temp.lake_batch b, '
             'jsonb_populate_record(NULL::%1$s, b.event) r WHERE b.problem IS NULL ORDER BY b.idx %3$s RETURNING %4$s AS id) '
-            'UPDATE pg_temp.lake_batch b SET status = ''landed'' FROM ins WHERE b.problem IS NULL AND %5$s '
-            'AND b.idx = (SELECT min(b2.idx) FROM pg_temp.lake_batch b2 WHERE b2.problem IS NULL '
-            'AND b2.event_id IS NOT DISTINCT FROM b.event_id)',
+            'UPDATE pg_temp.lake_batch b SET status = ''landed'' FROM ins WHERE b.problem IS NULL AND b.first AND %5$s',
             s.table_name, v_insert,
             CASE WHEN s.id_column IS NULL THEN '' ELSE format('ON CONFLICT (%I) DO NOTHING', s.id_column) END,
             coalesce(format('%I::text', s.id_column), 'NULL::text'),
