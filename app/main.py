@@ -18,7 +18,7 @@ from app.entity_gate import EntityGate
 from app.listener import Listener
 from app.metrics import Metrics, TimingMiddleware
 from app.model_store import ModelStore
-from app.routes import events, features, freshness, health, metrics, models, score
+from app.routes import cdc, events, features, freshness, health, metrics, models, score
 from app.scoring import Catalog
 from app.settings import Settings
 
@@ -83,7 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
             headers={"Retry-After": "1"},
         )
 
-    for module in (health, metrics, features, freshness, score, events, models):
+    for module in (health, metrics, features, freshness, score, events, cdc, models):
         app.include_router(module.router)
     return app
 

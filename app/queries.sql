@@ -126,3 +126,9 @@ SELECT outcome, count(*) FROM lake.decisions GROUP BY outcome ORDER BY outcome;
 
 -- name: land_events
 SELECT idx, event_id, status, reason FROM lake.land_events(%(source)s, %(events)s);
+
+-- name: cdc_decode_hints
+SELECT upstream_table, decode FROM lake.cdc_mappings;
+
+-- name: apply_changes
+SELECT idx, status, reason FROM lake.apply_changes(%(changes)s);

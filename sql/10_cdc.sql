@@ -1,0 +1,170 @@
+-- contextlake engine, part 10: change data capture from an upstream database (Debezium over HTTP).
+-- A mapping says which lake source an upstream table's rows land in and how its columns map; every
+-- applied change is recorded by its source position, so a redelivered change applies nothing twice.
+
+CREATE TABLE lake.cdc_mappings (
+    upstream_table text PRIMARY KEY CHECK (upstream_table ~ '^[^.]+\.[^.]+$'),
+    source         text NOT NULL REFERENCES lake.sources (name),
+    columns        jsonb NOT NULL CHECK (jsonb_typeof(columns) = 'object'),
+    decode         jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(decode) = 'object'),
+    on_update      text NOT NULL DEFAULT 'land' CHECK (on_update IN ('land', 'ignore')),
+    created_at     timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE lake.cdc_mappings IS
+    'upstream schema.table -> lake source: columns maps upstream column -> landing column; decode gives the '
+    'encoding of upstream columns when events come without their schema (decimal:<scale>, micro_timestamp, '
+    'timestamp, date); on_update: an update lands its new row image as a new event, or is ignored';
+
+CREATE TABLE lake.cdc_applied (
+    upstream_table text NOT NULL,
+    lsn            bigint NOT NULL,
+    op             text NOT NULL CHECK (op IN ('c', 'r', 'u', 'd', 't')),
+    row_key        text NOT NULL,
+    source_ts      timestamptz,
+    applied_at     timestamptz NOT NULL DEFAULT now(),
+    outcome        text NOT NULL,
+    PRIMARY KEY (upstream_table, lsn, row_key, op)
+);
+CREATE INDEX cdc_applied_at ON lake.cdc_applied USING brin (applied_at);
+COMMENT ON TABLE lake.cdc_applied IS
+    'every applied change by source position (table, LSN, row key, op: several changes can share an LSN), '
+    'with the source commit time; a redelivered change finds its row here and applies nothing';
+
+-- Declares how an upstream table's changes land (run in a migration; a new mapping replaces the old one).
+CREATE FUNCTION lake.define_cdc_mapping(p_upstream_table text, p_source text, p_columns jsonb,
+                                        p_decode jsonb DEFAULT '{}', p_on_update text DEFAULT 'land')
+RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    s lake.sources;
+    v_bad text;
+BEGIN
+    SELECT * INTO s FROM lake.sources WHERE name = p_source AND kind = 'events';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown events source %', p_source USING ERRCODE = 'undefined_object';
+    END IF;
+    SELECT string_agg(v, ', ') INTO v_bad FROM jsonb_each_text(p_columns) AS c(k, v)
+     WHERE NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = s.table_name AND a.attname::text = v
+                          AND a.attnum > 0 AND NOT a.attisdropped);
+    IF v_bad IS NOT NULL THEN
+        RAISE EXCEPTION 'mapping of %: landing column(s) % not in %', p_upstream_table, v_bad, s.table_name
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    IF s.id_column IS NULL OR NOT EXISTS (SELECT FROM jsonb_each_text(p_columns) c WHERE c.value = s.id_column::text) THEN
+        RAISE EXCEPTION 'mapping of %: an upstream column must map to the event id column %', p_upstream_table, s.id_column
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT EXISTS (SELECT FROM jsonb_each_text(p_columns) c WHERE c.value = s.entity_column::text) THEN
+        RAISE EXCEPTION 'mapping of %: an upstream column must map to the entity column %', p_upstream_table,
+            s.entity_column USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT string_agg(k || '=' || v, ', ') INTO v_bad FROM jsonb_each_text(p_decode) AS d(k, v)
+     WHERE v !~ '^(decimal:[0-9]+|micro_timestamp|timestamp|date)$';
+    IF v_bad IS NOT NULL THEN
+        RAISE EXCEPTION 'mapping of %: unknown decoding %', p_upstream_table, v_bad
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'decimal:<scale>, micro_timestamp, timestamp or date';
+    END IF;
+    INSERT INTO lake.cdc_mappings (upstream_table, source, columns, decode, on_update)
+    VALUES (p_upstream_table, p_source, p_columns, p_decode, p_on_update)
+    ON CONFLICT (upstream_table) DO UPDATE
+        SET source = EXCLUDED.source, columns = EXCLUDED.columns, decode = EXCLUDED.decode,
+            on_update = EXCLUDED.on_update, created_at = now();
+END $$;
+
+-- Applies decoded changes (json objects: table, op, lsn, ts_ms, row: the row image with values decoded).
+-- Creates and reads (snapshot) land their row as an event; updates land the new row image as a new
+-- event (its id suffixed with @<lsn>) or are ignored, per mapping; deletes and truncates leave the
+-- append-only landing table as it is (recorded, not applied). One row per change: 'landed',
+-- 'duplicate' (already applied), 'ignored' or 'rejected' with the reason. Runs as the lake's owner.
+CREATE FUNCTION lake.apply_changes(p_changes jsonb)
+RETURNS TABLE (idx int, status text, reason text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_source text;
+    s lake.sources;
+BEGIN
+    CREATE TEMP TABLE IF NOT EXISTS pg_temp.lake_changes (
+        idx int, change jsonb, upstream_table text, op text, lsn bigint, row_key text, source_ts timestamptz,
+        source text, event jsonb, status text, reason text
+    ) ON COMMIT DROP;
+    TRUNCATE pg_temp.lake_changes;
+    INSERT INTO pg_temp.lake_changes (idx, change, upstream_table, op, lsn, source_ts)
+    SELECT e.i - 1, e.v, e.v ->> 'table', e.v ->> 'op', (e.v ->> 'lsn')::bigint,
+           to_timestamp((e.v ->> 'ts_ms')::double precision / 1000)
+      FROM jsonb_array_elements(p_changes) WITH ORDINALITY AS e(v, i);
+
+    UPDATE pg_temp.lake_changes c SET status = 'rejected',
+           reason = format('no CDC mapping for upstream table %s (mapped: %s)', c.upstream_table,
+                           coalesce((SELECT string_agg(upstream_table, ', ') FROM lake.cdc_mappings), 'none'))
+     WHERE NOT EXISTS (SELECT FROM lake.cdc_mappings m WHERE m.upstream_table = c.upstream_table);
+
+    -- The landing event of each change: mapped columns of the row image; the event time, when no
+    -- upstream column maps to it, is the source commit time.
+    UPDATE pg_temp.lake_changes c
+       SET source = m.source,
+           event = (SELECT coalesce(jsonb_object_agg(map.value, r.value), '{}')
+                      FROM jsonb_each(c.change -> 'row') r
+                      JOIN jsonb_each_text(m.columns) map ON map.key = r.key)
+      FROM lake.cdc_mappings m
+     WHERE m.upstream_table = c.upstream_table AND c.status IS NULL;
+    UPDATE pg_temp.lake_changes c
+       SET event = c.event || CASE WHEN c.event ? src.time_column::text THEN '{}'::jsonb
+                                   ELSE jsonb_build_object(src.time_column::text, c.source_ts) END,
+           row_key = c.event ->> src.id_column::text
+      FROM lake.sources src
+     WHERE src.name = c.source AND c.status IS NULL;
+    UPDATE pg_temp.lake_changes c SET row_key = coalesce(c.row_key, '') WHERE c.status IS NULL;
+    UPDATE pg_temp.lake_changes c SET event = jsonb_set(c.event, ARRAY[src.id_column::text],
+                                                        to_jsonb(c.row_key || '@' || c.lsn))
+      FROM lake.sources src
+     WHERE src.name = c.source AND c.status IS NULL AND c.op = 'u';
+
+    -- Already applied (a redelivery): nothing more.
+    UPDATE pg_temp.lake_changes c SET status = 'duplicate'
+     WHERE c.status IS NULL AND EXISTS (
+         SELECT FROM lake.cdc_applied a WHERE a.upstream_table = c.upstream_table AND a.lsn = c.lsn
+            AND a.row_key = c.row_key AND a.op = c.op);
+    -- The same change twice in one batch: the first one applies.
+    UPDATE pg_temp.lake_changes c SET status = 'duplicate'
+     WHERE c.status IS NULL AND EXISTS (
+         SELECT FROM pg_temp.lake_changes o WHERE o.status IS NULL AND o.idx < c.idx
+            AND o.upstream_table = c.upstream_table AND o.lsn = c.lsn AND o.row_key = c.row_key AND o.op = c.op);
+
+    UPDATE pg_temp.lake_changes c SET status = 'ignored',
+           reason = CASE c.op WHEN 'd' THEN 'delete: the landing table is append-only'
+                              WHEN 't' THEN 'truncate: the landing table is append-only'
+                              ELSE 'update: the mapping ignores updates' END
+     WHERE c.status IS NULL
+       AND (c.op IN ('d', 't')
+            OR (c.op = 'u' AND (SELECT m.on_update FROM lake.cdc_mappings m WHERE m.upstream_table = c.upstream_table) = 'ignore'));
+
+    FOR v_source IN SELECT DISTINCT c.source FROM pg_temp.lake_changes c WHERE c.status IS NULL LOOP
+        UPDATE pg_temp.lake_changes c
+           SET status = l.status, reason = l.reason
+          FROM (SELECT array_agg(x.idx ORDER BY x.idx) AS idxs, jsonb_agg(x.event ORDER BY x.idx) AS events
+                  FROM pg_temp.lake_changes x WHERE x.status IS NULL AND x.source = v_source) b
+          CROSS JOIN LATERAL lake.land_events(v_source, b.events) l
+         WHERE c.idx = b.idxs[l.idx + 1];
+    END LOOP;
+
+    INSERT INTO lake.cdc_applied (upstream_table, lsn, op, row_key, source_ts, outcome)
+    SELECT c.upstream_table, c.lsn, c.op, c.row_key, c.source_ts, c.status
+      FROM pg_temp.lake_changes c
+     WHERE c.status IN ('landed', 'ignored', 'duplicate') AND c.row_key IS NOT NULL
+    ON CONFLICT DO NOTHING;
+
+    RETURN QUERY SELECT c.idx, c.status, c.reason FROM pg_temp.lake_changes c ORDER BY c.idx;
+END $$;
+COMMENT ON FUNCTION lake.apply_changes IS
+    'applies decoded upstream changes through their CDC mappings, once each by source position';
+
+-- Lag of change data capture per upstream table: applied minus source commit time, recent window.
+CREATE VIEW lake.cdc_lag AS
+SELECT upstream_table, count(*) AS changes,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM applied_at - source_ts)) AS p50_seconds,
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM applied_at - source_ts)) AS p99_seconds,
+       max(extract(epoch FROM applied_at - source_ts)) AS max_seconds
+  FROM lake.cdc_applied
+ WHERE applied_at > now() - lake.setting('lag_window')::interval AND source_ts IS NOT NULL
+ GROUP BY upstream_table;
+COMMENT ON VIEW lake.cdc_lag IS 'per upstream table: p50/p99/max of applied minus source commit time (source.ts_ms)';
