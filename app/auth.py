@@ -1,4 +1,5 @@
-"""API keys: ``clk_<key id>_<secret>``, sent as ``Authorization: Bearer <key>`` or ``X-API-Key``.
+"""API keys: ``clk_<key id>_<secret>``, sent as ``Authorization: Bearer <key>``, ``X-API-Key``, or (for
+senders that cannot set headers) the ``api_key`` query parameter.
 
 The lake keeps only the sha256 of each secret (lake.api_keys). Verified keys are cached for
 ``key_cache_seconds``; a revocation notifies every service, which drops the key at once.
@@ -97,6 +98,8 @@ def require(*scopes: str) -> Callable[[Request], Awaitable[None]]:
             return
         header = request.headers.get("authorization", "")
         api_key = header[7:].strip() if header.lower().startswith("bearer ") else request.headers.get("x-api-key")
+        # A sink that cannot set headers (Debezium Server's HTTP sink) puts the key in its URL.
+        api_key = api_key or request.query_params.get("api_key")
         if not api_key:
             raise _unauthorized("an API key is required (Authorization: Bearer <key>, or X-API-Key)")
         held = await keys.scopes(api_key)

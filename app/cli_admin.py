@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 
 import psycopg
@@ -57,6 +59,14 @@ def key(args: argparse.Namespace) -> int:
             _print(conn, "list_api_keys")
         elif args.action == "create":
             scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+            if args.key_from_env:
+                given = os.environ.get(args.key_from_env)
+                if not given:
+                    print(f"contextlake: {args.key_from_env} is not set", file=sys.stderr)
+                    return 2
+                key_id = registry.import_api_key(conn, args.name, scopes, given)
+                print(f"key {key_id} ({', '.join(scopes)}) registered from {args.key_from_env}")
+                return 0
             key_id, api_key = registry.create_api_key(conn, args.name, scopes)
             print(f"key {key_id} ({', '.join(scopes)}); shown once, keep it:\n{api_key}")
         else:
@@ -97,6 +107,9 @@ def add_key_parser(sp: argparse.ArgumentParser) -> None:
     create = actions.add_parser("create", help="create an API key (printed once)")
     create.add_argument("name", help="who or what the key is for")
     create.add_argument("--scopes", default="score", help=f"comma-separated, among {', '.join(SCOPES)} (default score)")
+    create.add_argument(
+        "--key-from-env", metavar="VAR", help="register the key in this environment variable instead of making one"
+    )
     revoke = actions.add_parser("revoke", help="revoke a key (effective at once in running services)")
     revoke.add_argument("key_id")
     actions.add_parser("list", help="every key (ids, names, scopes; never the secret)")

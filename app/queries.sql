@@ -97,6 +97,9 @@ SELECT max(version) FROM lake.feature_sets WHERE name = %(feature_set)s;
 -- name: create_api_key
 SELECT key_id, api_key FROM lake.create_api_key(%(name)s, %(scopes)s);
 
+-- name: import_api_key
+SELECT lake.import_api_key(%(name)s, %(scopes)s, %(key)s);
+
 -- name: revoke_api_key
 SELECT lake.revoke_api_key(%(key_id)s);
 

@@ -76,6 +76,14 @@ def create_api_key(conn: psycopg.Connection, name: str, scopes: Sequence[str]) -
     return row[0], row[1]
 
 
+def import_api_key(conn: psycopg.Connection, name: str, scopes: Sequence[str], key: str) -> str:
+    """Register a key made elsewhere (a deployment secret); returns its key id."""
+    with conn.transaction():
+        row = conn.execute(query("import_api_key"), {"name": name, "scopes": list(scopes), "key": key}).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
 def revoke_api_key(conn: psycopg.Connection, key_id: str) -> bool:
     with conn.transaction():
         row = conn.execute(query("revoke_api_key"), {"key_id": key_id}).fetchone()

@@ -238,6 +238,29 @@ BEGIN
     RETURN QUERY SELECT v_id, 'clk_' || v_id || '_' || v_secret;
 END $$;
 
+-- Registers a key made elsewhere (clk_<12 hex>_<64 hex>), e.g. one a deployment hands to Debezium;
+-- only its hash is stored.
+CREATE FUNCTION lake.import_api_key(p_name text, p_scopes text[], p_key text)
+RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    m text[] := regexp_match(p_key, '^clk_([0-9a-f]{12})_([0-9a-f]{64})$');
+BEGIN
+    IF m IS NULL THEN
+        RAISE EXCEPTION 'an API key is clk_<12 hex key id>_<64 hex secret>' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT FROM unnest(p_scopes) s WHERE s NOT IN ('score', 'ingest', 'admin'))
+       OR coalesce(cardinality(p_scopes), 0) = 0 THEN
+        RAISE EXCEPTION 'scopes must be among score, ingest, admin' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO lake.api_keys (key_id, name, secret_sha256, scopes)
+    VALUES (m[1], p_name, encode(sha256(convert_to(m[2], 'UTF8')), 'hex'),
+            ARRAY(SELECT DISTINCT s FROM unnest(p_scopes) s ORDER BY 1))
+    ON CONFLICT (key_id) DO UPDATE SET name = EXCLUDED.name, secret_sha256 = EXCLUDED.secret_sha256,
+                                       scopes = EXCLUDED.scopes, revoked_at = NULL;
+    RETURN m[1];
+END $$;
+
 -- Revokes an API key (effective at once in every listening service).
 CREATE FUNCTION lake.revoke_api_key(p_key_id text) RETURNS boolean
 LANGUAGE sql AS $$

@@ -40,6 +40,7 @@ BEGIN
     REVOKE EXECUTE ON FUNCTION lake.set_model_status(text, int, text) FROM PUBLIC;
     REVOKE EXECUTE ON FUNCTION lake.create_api_key(text, text[]) FROM PUBLIC;
     REVOKE EXECUTE ON FUNCTION lake.revoke_api_key(text) FROM PUBLIC;
+    REVOKE EXECUTE ON FUNCTION lake.import_api_key(text, text[], text) FROM PUBLIC;
     REVOKE EXECUTE ON FUNCTION lake.land_event(text, text, jsonb) FROM PUBLIC;
     GRANT EXECUTE ON FUNCTION lake.land_event(text, text, jsonb) TO contextlake_service;
 END $$;

@@ -48,6 +48,13 @@ def test_no_or_bad_key_is_401(base: str) -> None:
         assert call(base, None, "GET", path).status_code == 200
 
 
+def test_a_key_in_the_query_string_for_senders_without_headers(base: str, dsn: str) -> None:
+    key = new_key(dsn, "ingest")
+    r = httpx.post(f"{base}/v1/cdc/debezium", params={"api_key": key}, json={"ts_ms": 1}, timeout=10)
+    assert r.status_code == 200 and r.json()["ignored"] == 1
+    assert httpx.post(f"{base}/v1/cdc/debezium", params={"api_key": "clk_x"}, json={}, timeout=10).status_code == 401
+
+
 def test_a_wrong_secret_for_a_real_key_id_is_401(base: str, dsn: str) -> None:
     key = new_key(dsn, "score")
     forged = key[: key.rindex("_") + 1] + "0" * 64

@@ -78,3 +78,28 @@ def test_key_create_list_revoke(dsn: str, conn: psycopg.Connection) -> None:
     assert conn.execute("SELECT revoked_at IS NOT NULL FROM lake.api_keys WHERE key_id = %s", (key_id,)).fetchone() == (
         True,
     )
+
+
+def test_key_from_a_deployment_secret(dsn: str, conn: psycopg.Connection) -> None:
+    given = "clk_0123456789ab_" + "ab" * 32
+    env_dsn = dsn
+    r = subprocess.run(
+        [sys.executable, "-m", "app.cli", "key", "create", "debezium", "--scopes", "ingest", "--key-from-env", "K"],
+        env=dict(os.environ, DATABASE_URL=env_dsn, K=given),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert r.returncode == 0 and "key 0123456789ab (ingest) registered from K" in r.stdout, r.stderr
+    stored = conn.execute("SELECT scopes, secret_sha256 FROM lake.api_keys WHERE key_id = '0123456789ab'").fetchone()
+    assert stored is not None and stored[0] == ["ingest"] and "ab" * 32 not in stored[1]
+    bad = subprocess.run(
+        [sys.executable, "-m", "app.cli", "key", "create", "x", "--key-from-env", "K"],
+        env=dict(os.environ, DATABASE_URL=env_dsn, K="clk_short_key"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert bad.returncode == 2 and "clk_<12 hex key id>_<64 hex secret>" in bad.stderr
