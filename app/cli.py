@@ -105,6 +105,23 @@ def cmd_freshness(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_load(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from app import bulk_load
+
+    path = Path(args.file)
+    reject = Path(args.reject_file) if args.reject_file else path.with_name(path.name + ".rejected.csv")
+    with psycopg.connect(database.database_url()) as conn:
+        r = bulk_load.load(conn, path, args.source, reject, chunk=args.chunk)
+    print(
+        f"loaded {r.loaded:,}, duplicates {r.duplicates:,}, rejected {r.rejected:,} in {r.seconds:.1f} s "
+        f"({(r.loaded + r.duplicates + r.rejected) / max(r.seconds, 1e-9):,.0f} rows/s)"
+        + (f"; rejected rows in {reject}" if r.rejected else "")
+    )
+    return 0
+
+
 def cmd_compact(args: argparse.Namespace) -> int:
     with psycopg.connect(database.database_url()) as conn:
         _print_query(conn, "compact")
@@ -129,6 +146,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "serve": (cmd_serve, "serve the HTTP API (uvicorn): decisions, vectors, freshness, metrics; OpenAPI at /docs"),
     "model": (cli_admin.model, "model registry: register, list, activate, shadow, retire"),
     "key": (cli_admin.key, "API keys: create, revoke, list"),
+    "load": (cmd_load, "load a CSV or Parquet file of events into a source (bad rows to a reject file)"),
     "psql": (cmd_psql, "open psql on the lake"),
     "freshness": (cmd_freshness, "print per-feature freshness and per-source ingest lag"),
     "compact": (cmd_compact, "drop raw events and tiles no read needs any more"),
@@ -162,6 +180,11 @@ def parser() -> argparse.ArgumentParser:
             cli_admin.add_model_parser(sp)
         if name == "key":
             cli_admin.add_key_parser(sp)
+        if name == "load":
+            sp.add_argument("file", help="a .csv (header row of landing columns) or .parquet file")
+            sp.add_argument("--source", required=True, help="events source to land in, e.g. card_txn")
+            sp.add_argument("--reject-file", help="where bad rows go (default FILE.rejected.csv)")
+            sp.add_argument("--chunk", type=int, default=10_000, help="rows per COPY and landing (default 10,000)")
         if name == "psql":
             sp.usage = "contextlake psql [psql options, e.g. -c 'SELECT * FROM lake.feature_freshness']"
     return p
@@ -185,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         sqlalchemy.exc.SQLAlchemyError,
         ModelInputError,
         OSError,
+        ValueError,
     ) as exc:
         # Definition, migration, configuration and connection errors: one clear line, no traceback.
         print(f"contextlake: {str(exc).strip()}", file=sys.stderr)

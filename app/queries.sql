@@ -135,3 +135,17 @@ SELECT upstream_table, decode FROM lake.cdc_mappings;
 
 -- name: apply_changes
 SELECT idx, status, reason FROM lake.apply_changes(%(changes)s);
+
+-- name: land_staged
+-- The staged rows of a load (temp table lake_load: line plus text columns), landed as one batch;
+-- each row's outcome by its line number. NULL columns are left out, so they take their defaults.
+WITH staged AS (
+    SELECT row_number() OVER (ORDER BY line) - 1 AS idx, line,
+           jsonb_strip_nulls(to_jsonb(l) - 'line') AS event
+      FROM lake_load l
+), landed AS (
+    SELECT * FROM lake.land_events(%(source)s, (SELECT coalesce(jsonb_agg(event ORDER BY idx), '[]') FROM staged))
+)
+SELECT s.line, l.status, l.reason, s.event::text
+  FROM staged s JOIN landed l ON l.idx = s.idx
+ ORDER BY s.line;

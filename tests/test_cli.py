@@ -35,7 +35,20 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_help_lists_every_command(lake_env: dict[str, str]) -> None:
     out = cli(lake_env, "--help").stdout
-    for command in ("up", "down", "migrate", "demo", "serve", "model", "key", "psql", "freshness", "compact", "verify"):
+    for command in (
+        "up",
+        "down",
+        "migrate",
+        "demo",
+        "serve",
+        "model",
+        "key",
+        "load",
+        "psql",
+        "freshness",
+        "compact",
+        "verify",
+    ):
         assert f"    {command}" in out
 
 
