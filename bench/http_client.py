@@ -19,14 +19,20 @@ class Connection:
     async def open(self) -> None:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
 
-    async def post(self, path: str, body: dict[str, Any]) -> tuple[int, bytes]:
-        assert self.reader is not None and self.writer is not None
+    async def post(self, path: str, body: Any) -> tuple[int, bytes]:
         payload = json.dumps(body).encode()
         head = (
             f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\n{self.fixed}"
             f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
         )
-        self.writer.write(head.encode() + payload)
+        return await self._exchange(head.encode() + payload)
+
+    async def get(self, path: str) -> tuple[int, bytes]:
+        return await self._exchange(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\n{self.fixed}\r\n".encode())
+
+    async def _exchange(self, request: bytes) -> tuple[int, bytes]:
+        assert self.reader is not None and self.writer is not None
+        self.writer.write(request)
         status_line = await self.reader.readline()
         status = int(status_line.split()[1])
         length = 0

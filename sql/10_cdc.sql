@@ -92,6 +92,7 @@ BEGIN
     SELECT e.i - 1, e.v, e.v ->> 'table', e.v ->> 'op', (e.v ->> 'lsn')::bigint,
            to_timestamp((e.v ->> 'ts_ms')::double precision / 1000)
       FROM jsonb_array_elements(p_changes) WITH ORDINALITY AS e(v, i);
+    ANALYZE pg_temp.lake_changes;  -- so the joins below hash instead of comparing every pair
 
     UPDATE pg_temp.lake_changes c SET status = 'rejected',
            reason = format('no CDC mapping for upstream table %s (mapped: %s)', c.upstream_table,
@@ -126,9 +127,9 @@ BEGIN
             AND a.row_key = c.row_key AND a.op = c.op);
     -- The same change twice in one batch: the first one applies.
     UPDATE pg_temp.lake_changes c SET status = 'duplicate'
-     WHERE c.status IS NULL AND EXISTS (
-         SELECT FROM pg_temp.lake_changes o WHERE o.status IS NULL AND o.idx < c.idx
-            AND o.upstream_table = c.upstream_table AND o.lsn = c.lsn AND o.row_key = c.row_key AND o.op = c.op);
+      FROM (SELECT x.idx, row_number() OVER (PARTITION BY x.upstream_table, x.lsn, x.row_key, x.op ORDER BY x.idx) AS k
+              FROM pg_temp.lake_changes x WHERE x.status IS NULL) d
+     WHERE c.idx = d.idx AND d.k > 1;
 
     UPDATE pg_temp.lake_changes c SET status = 'ignored',
            reason = CASE c.op WHEN 'd' THEN 'delete: the landing table is append-only'
@@ -139,12 +140,20 @@ BEGIN
             OR (c.op = 'u' AND (SELECT m.on_update FROM lake.cdc_mappings m WHERE m.upstream_table = c.upstream_table) = 'ignore'));
 
     FOR v_source IN SELECT DISTINCT c.source FROM pg_temp.lake_changes c WHERE c.status IS NULL LOOP
-        UPDATE pg_temp.lake_changes c
-           SET status = l.status, reason = l.reason
-          FROM (SELECT array_agg(x.idx ORDER BY x.idx) AS idxs, jsonb_agg(x.event ORDER BY x.idx) AS events
-                  FROM pg_temp.lake_changes x WHERE x.status IS NULL AND x.source = v_source) b
-          CROSS JOIN LATERAL lake.land_events(v_source, b.events) l
-         WHERE c.idx = b.idxs[l.idx + 1];
+        -- land_events answers by position in the batch it was given; map positions back to changes.
+        CREATE TEMP TABLE IF NOT EXISTS pg_temp.lake_changes_landed (pos int, idx int, status text, reason text)
+            ON COMMIT DROP;
+        TRUNCATE pg_temp.lake_changes_landed;
+        INSERT INTO pg_temp.lake_changes_landed (pos, idx)
+        SELECT (row_number() OVER (ORDER BY x.idx) - 1)::int, x.idx
+          FROM pg_temp.lake_changes x WHERE x.status IS NULL AND x.source = v_source;
+        UPDATE pg_temp.lake_changes_landed p SET status = l.status, reason = l.reason
+          FROM lake.land_events(v_source, (SELECT jsonb_agg(x.event ORDER BY x.idx) FROM pg_temp.lake_changes x
+                                             WHERE x.status IS NULL AND x.source = v_source)) l
+         WHERE p.pos = l.idx;
+        ANALYZE pg_temp.lake_changes_landed;
+        UPDATE pg_temp.lake_changes c SET status = p.status, reason = p.reason
+          FROM pg_temp.lake_changes_landed p WHERE c.idx = p.idx;
     END LOOP;
 
     INSERT INTO lake.cdc_applied (upstream_table, lsn, op, row_key, source_ts, outcome)
