@@ -32,6 +32,17 @@ def _default(value: Any) -> Any:
     return converted
 
 
+def finite(value: Any) -> bool:
+    """No NaN or infinite float anywhere in a parsed JSON value (Python's parser accepts them)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(finite(v) for v in value)
+    return True
+
+
 def dumps(obj: Any) -> str:
     return json.dumps(obj, default=_default, allow_nan=False, separators=(",", ":"))
 

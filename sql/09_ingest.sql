@@ -10,7 +10,7 @@ INSERT INTO lake.settings (key, value, description) VALUES
 -- (p_safe false) it casts the event time without a subtransaction and raises on a bad one, which is
 -- cheap for the usual batch; the caller then checks again safely.
 CREATE FUNCTION lake._event_problem(s lake.sources, p_event jsonb, p_columns text[], p_max_future interval,
-                                    p_safe boolean)
+                                    p_safe boolean, p_numeric text[])
 RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -23,6 +23,12 @@ BEGIN
     SELECT string_agg(k, ', ') INTO v_unknown FROM jsonb_object_keys(p_event) k WHERE k <> ALL (p_columns);
     IF v_unknown IS NOT NULL THEN
         RETURN format('unknown column(s) %s (columns: %s)', v_unknown, array_to_string(p_columns, ', '));
+    END IF;
+    -- NaN and infinities would pass a numeric or float column's type and most CHECKs: never an amount.
+    SELECT string_agg(k, ', ') INTO v_unknown FROM jsonb_each_text(p_event) AS x(k, v)
+     WHERE k = ANY (p_numeric) AND v ~* '^\s*[+-]?(nan|inf|infinity)\s*$';
+    IF v_unknown IS NOT NULL THEN
+        RETURN format('%s: not a finite number', v_unknown);
     END IF;
     IF s.landed_column IS NOT NULL AND p_event ? s.landed_column::text THEN
         RETURN format('%s is set by the lake when the event lands', s.landed_column);
@@ -70,6 +76,7 @@ DECLARE
     v_columns text[];
     v_max_future interval := lake.setting('max_event_future')::interval;
     v_insert text;
+    v_numeric text[];
     r record;
     v_id text;
 BEGIN
@@ -84,6 +91,10 @@ BEGIN
     SELECT array_agg(a.attname::text ORDER BY a.attnum) INTO v_columns
       FROM pg_attribute a
      WHERE a.attrelid = s.table_name AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';
+    SELECT coalesce(array_agg(a.attname::text), '{}') INTO v_numeric
+      FROM pg_attribute a
+     WHERE a.attrelid = s.table_name AND a.attnum > 0 AND NOT a.attisdropped
+       AND a.atttypid IN ('numeric'::regtype, 'real'::regtype, 'double precision'::regtype);
 
     CREATE TEMP TABLE IF NOT EXISTS pg_temp.lake_batch (
         idx int, event jsonb, problem text, event_id text, status text, first boolean NOT NULL DEFAULT true
@@ -91,11 +102,11 @@ BEGIN
     TRUNCATE pg_temp.lake_batch;
     BEGIN
         INSERT INTO pg_temp.lake_batch (idx, event, problem, event_id)
-        SELECT e.i - 1, e.v, lake._event_problem(s, e.v, v_columns, v_max_future, false), e.v ->> s.id_column::text
+        SELECT e.i - 1, e.v, lake._event_problem(s, e.v, v_columns, v_max_future, false, v_numeric), e.v ->> s.id_column::text
           FROM jsonb_array_elements(p_events) WITH ORDINALITY AS e(v, i);
     EXCEPTION WHEN data_exception THEN  -- an event time that looks like one but is not: check one by one
         INSERT INTO pg_temp.lake_batch (idx, event, problem, event_id)
-        SELECT e.i - 1, e.v, lake._event_problem(s, e.v, v_columns, v_max_future, true), e.v ->> s.id_column::text
+        SELECT e.i - 1, e.v, lake._event_problem(s, e.v, v_columns, v_max_future, true, v_numeric), e.v ->> s.id_column::text
           FROM jsonb_array_elements(p_events) WITH ORDINALITY AS e(v, i);
     END;
     ANALYZE pg_temp.lake_batch;  -- so the joins below hash instead of comparing every pair

@@ -3,6 +3,7 @@ converter modes, CloudEvents, batches, every type encoding, redelivery, and bad 
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -253,6 +254,14 @@ def test_bad_events_get_a_4xx_naming_them_and_the_good_ones_land(
     for x, (_, reason) in zip(body["rejected"], BAD, strict=True):
         assert reason in x["reason"], (x, reason)
     assert conn.execute("SELECT count(*) FROM cards.transactions").fetchone() == (2,)
+
+
+def test_nan_is_named_not_a_server_error(client: httpx.Client, conn: psycopg.Connection) -> None:
+    good = with_schema(payload("c", 7, TS, after=auth_row(7, "c1", "2.00", NOW)))
+    raw = "[" + json.dumps(good) + ', {"op": "c", "ts_ms": NaN, "source": {}}]'
+    r = client.post("/v1/cdc/debezium", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["rejected"] == [{"index": 1, "reason": "a number is NaN or infinite"}]
+    assert r.json()["landed"] == 1
 
 
 def test_malformed_oversized_and_unauthorized(client: httpx.Client, dsn: str) -> None:

@@ -102,6 +102,8 @@ BAD = [
     ({k: v for k, v in event(113).items() if k != "merchant_id"}, 'null value in column "merchant_id"'),
     ("not an object", "an event is a json object"),
     (event(114, currency="EURO"), "value too long for type character(3)"),
+    (event(115, amount="NaN"), "amount: not a finite number"),
+    (event(116, amount="-Infinity"), "amount: not a finite number"),
 ]
 
 

@@ -15,7 +15,7 @@ from psycopg.types.json import Jsonb
 
 from app.auth import require
 from app.debezium import BadEvent, Change, read_event
-from app.jsonvalues import JsonResponse, dumps
+from app.jsonvalues import JsonResponse, dumps, finite
 from app.queries import query
 
 router = APIRouter(prefix="/v1/cdc", tags=["ingest"])
@@ -41,6 +41,8 @@ async def debezium(request: Request) -> JsonResponse:
         hints = {t: d for t, d in await (await conn.execute(query("cdc_decode_hints"))).fetchall()}
         for i, ev in enumerate(events):
             try:
+                if not finite(ev):  # JSON has no NaN or infinity; a sender that writes them gets them named
+                    raise BadEvent("a number is NaN or infinite")
                 change = read_event(ev, hints)
             except BadEvent as exc:
                 rejected.append({"index": i, "reason": str(exc)})

@@ -6,7 +6,6 @@ batch lands nothing twice (those events are counted as duplicates)."""
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any
 
 import psycopg
@@ -15,7 +14,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.auth import require
-from app.jsonvalues import JsonResponse, dumps
+from app.jsonvalues import JsonResponse, dumps, finite
 from app.queries import query
 
 router = APIRouter(prefix="/v1/events", tags=["ingest"])
@@ -40,16 +39,6 @@ class EventsRequest(BaseModel):
         return self
 
 
-def _finite(value: Any) -> bool:
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, dict):
-        return all(_finite(v) for v in value.values())
-    if isinstance(value, list):
-        return all(_finite(v) for v in value)
-    return True
-
-
 @router.post("", dependencies=[Depends(require("ingest"))], response_class=JsonResponse)
 async def land_events(body: EventsRequest, request: Request) -> JsonResponse:
     """Land events; the answer counts landed and duplicate events and lists each rejected one."""
@@ -58,7 +47,7 @@ async def land_events(body: EventsRequest, request: Request) -> JsonResponse:
     rejected: list[dict[str, Any]] = []
     sendable: list[tuple[int, Any]] = []
     for i, ev in enumerate(events):
-        if _finite(ev):
+        if finite(ev):
             sendable.append((i, ev))
         else:  # JSON has no NaN or infinity; a client that sends them gets them named
             rejected.append({"index": i, "event_id": None, "reason": "a number is NaN or infinite"})
