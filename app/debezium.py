@@ -66,7 +66,8 @@ def decode_value(value: Any, name: str | None, parameters: dict[str, Any] | None
     if name in ("io.debezium.time.Timestamp", "timestamp"):
         return (EPOCH + timedelta(milliseconds=int(value))).isoformat()
     if name in ("io.debezium.time.Date", "date"):
-        return (date(1970, 1, 1) + timedelta(days=int(value))).isoformat()
+        # midnight UTC, so it reads the same into a date or a timestamptz column
+        return datetime.combine(date(1970, 1, 1) + timedelta(days=int(value)), datetime.min.time(), UTC).isoformat()
     return value  # ZonedTimestamp (ISO text) and everything else as JSON has it
 
 

@@ -44,7 +44,7 @@ BEGIN
     IF jsonb_typeof(p_event -> s.time_column::text) IS DISTINCT FROM 'string' THEN
         RETURN format('%s (the source''s event time, ISO 8601 with a zone) is required', s.time_column);
     END IF;
-    IF (p_event ->> s.time_column::text) !~ '(Z|z|[+-]\d\d(:?\d\d)?)$' THEN
+    IF (p_event ->> s.time_column::text) !~ '[T ]\d\d:\d\d(:\d\d(\.\d+)?)?\s*(Z|z|[+-]\d\d(:?\d\d)?)$' THEN
         RETURN format('%s needs a time zone (e.g. 2026-11-24T07:00:00Z): %s', s.time_column, p_event ->> s.time_column::text);
     END IF;
     IF p_safe THEN
@@ -55,6 +55,11 @@ BEGIN
         END;
     ELSE
         v_time := (p_event ->> s.time_column::text)::timestamptz;
+    END IF;
+    IF s.compacted_before IS NOT NULL AND v_time < s.compacted_before THEN
+        RETURN format('%s %s is before the source''s compaction horizon %s: events that old are folded into the '
+                      'archive, so a redelivered one could not be told from a new one', s.time_column, v_time,
+                      s.compacted_before);
     END IF;
     IF v_time > now() + p_max_future THEN
         RETURN format('%s %s is more than %s ahead of the lake''s clock', s.time_column, v_time, p_max_future);
@@ -76,6 +81,8 @@ DECLARE
     v_columns text[];
     v_max_future interval := lake.setting('max_event_future')::interval;
     v_insert text;
+    v_select text;
+    v_keyset text;
     v_numeric text[];
     r record;
     v_id text;
@@ -96,10 +103,13 @@ BEGIN
      WHERE a.attrelid = s.table_name AND a.attnum > 0 AND NOT a.attisdropped
        AND a.atttypid IN ('numeric'::regtype, 'real'::regtype, 'double precision'::regtype);
 
-    CREATE TEMP TABLE IF NOT EXISTS pg_temp.lake_batch (
-        idx int, event jsonb, problem text, event_id text, status text, first boolean NOT NULL DEFAULT true
+    -- A staging table of this call's own: a caller's table of that name (with triggers of its own) is
+    -- dropped, never reused, since this function runs as the lake's owner.
+    DROP TABLE IF EXISTS pg_temp.lake_batch;
+    CREATE TEMP TABLE lake_batch (
+        idx int, event jsonb, problem text, event_id text, status text, first boolean NOT NULL DEFAULT true,
+        keyset text
     ) ON COMMIT DROP;
-    TRUNCATE pg_temp.lake_batch;
     BEGIN
         INSERT INTO pg_temp.lake_batch (idx, event, problem, event_id)
         SELECT e.i - 1, e.v, lake._event_problem(s, e.v, v_columns, v_max_future, false, v_numeric), e.v ->> s.id_column::text
@@ -109,6 +119,8 @@ BEGIN
         SELECT e.i - 1, e.v, lake._event_problem(s, e.v, v_columns, v_max_future, true, v_numeric), e.v ->> s.id_column::text
           FROM jsonb_array_elements(p_events) WITH ORDINALITY AS e(v, i);
     END;
+    UPDATE pg_temp.lake_batch b SET keyset = (SELECT string_agg(k, ',' ORDER BY k) FROM jsonb_object_keys(b.event) k)
+     WHERE b.problem IS NULL;
     ANALYZE pg_temp.lake_batch;  -- so the joins below hash instead of comparing every pair
     -- An id given twice in one batch: its first occurrence lands, the others are duplicates.
     UPDATE pg_temp.lake_batch b SET first = false
@@ -116,24 +128,33 @@ BEGIN
              GROUP BY x.event_id HAVING count(*) > 1) d
      WHERE b.problem IS NULL AND b.event_id = d.event_id AND b.idx > d.m;
 
-    -- Every column a well-formed event of the batch names; an event lacking one of them gets NULL there.
-    SELECT string_agg(quote_ident(c), ', ' ORDER BY array_position(v_columns, c)) INTO v_insert
-      FROM (SELECT DISTINCT k AS c FROM pg_temp.lake_batch b, jsonb_object_keys(b.event) k WHERE b.problem IS NULL) cols;
-    IF v_insert IS NULL THEN  -- nothing well-formed to land
+    IF NOT EXISTS (SELECT FROM pg_temp.lake_batch b WHERE b.problem IS NULL) THEN  -- nothing well-formed
         RETURN QUERY SELECT b.idx, b.event_id, 'rejected'::text, b.problem FROM pg_temp.lake_batch b ORDER BY b.idx;
         RETURN;
     END IF;
     BEGIN
-        -- Fast path: every well-formed event in one statement.
-        EXECUTE format(
-            'WITH ins AS (INSERT INTO %1$s (%2$s) SELECT %6$s FROM pg_temp.lake_batch b, '
-            'jsonb_populate_record(NULL::%1$s, b.event) r WHERE b.problem IS NULL ORDER BY b.idx %3$s RETURNING %4$s AS id) '
-            'UPDATE pg_temp.lake_batch b SET status = ''landed'' FROM ins WHERE b.problem IS NULL AND b.first AND %5$s',
-            s.table_name, v_insert,
-            CASE WHEN s.id_column IS NULL THEN '' ELSE format('ON CONFLICT (%I) DO NOTHING', s.id_column) END,
-            coalesce(format('%I::text', s.id_column), 'NULL::text'),
-            CASE WHEN s.id_column IS NULL THEN 'true' ELSE 'b.event_id = ins.id' END,
-            (SELECT string_agg('r.' || c, ', ') FROM unnest(string_to_array(v_insert, ', ')) c));
+        -- Fast path: the well-formed events in one statement per set of columns they name (usually one),
+        -- so a column an event leaves out takes its default.
+        FOR v_keyset IN SELECT DISTINCT b.keyset FROM pg_temp.lake_batch b WHERE b.problem IS NULL LOOP
+            SELECT string_agg(quote_ident(c), ', ' ORDER BY array_position(v_columns, c)),
+                   string_agg('r.' || quote_ident(c), ', ' ORDER BY array_position(v_columns, c))
+              INTO v_insert, v_select
+              FROM unnest(string_to_array(v_keyset, ',')) c;
+            EXECUTE format(
+                'WITH ins AS (INSERT INTO %1$s (%2$s) SELECT %6$s FROM pg_temp.lake_batch b, '
+                'jsonb_populate_record(NULL::%1$s, b.event) r WHERE b.problem IS NULL AND b.keyset = $1 '
+                'ORDER BY b.idx %3$s RETURNING %4$s AS id) '
+                'UPDATE pg_temp.lake_batch b SET status = ''landed'' FROM ins '
+                'WHERE b.problem IS NULL AND b.first AND b.keyset = $1 AND %5$s',
+                s.table_name, v_insert,
+                CASE WHEN s.id_column IS NULL THEN '' ELSE format('ON CONFLICT (%I) DO NOTHING', s.id_column) END,
+                coalesce(format('%I::text', s.id_column), 'NULL::text'),
+                -- the id as the column has it ('007' lands as 7 in a bigint column): every event here cast cleanly
+                CASE WHEN s.id_column IS NULL THEN 'true'
+                     ELSE format('(b.event_id::%s)::text = ins.id', lake._column_base_type(s.table_name, s.id_column)) END,
+                v_select)
+                USING v_keyset;
+        END LOOP;
         IF s.id_column IS NULL THEN  -- without ids every well-formed event landed
             UPDATE pg_temp.lake_batch b SET status = 'landed' WHERE b.problem IS NULL;
         END IF;

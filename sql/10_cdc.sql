@@ -7,13 +7,14 @@ CREATE TABLE lake.cdc_mappings (
     source         text NOT NULL REFERENCES lake.sources (name),
     columns        jsonb NOT NULL CHECK (jsonb_typeof(columns) = 'object'),
     decode         jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(decode) = 'object'),
-    on_update      text NOT NULL DEFAULT 'land' CHECK (on_update IN ('land', 'ignore')),
+    on_update      text NOT NULL DEFAULT 'ignore' CHECK (on_update IN ('land', 'ignore')),
     created_at     timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE lake.cdc_mappings IS
     'upstream schema.table -> lake source: columns maps upstream column -> landing column; decode gives the '
     'encoding of upstream columns when events come without their schema (decimal:<scale>, micro_timestamp, '
-    'timestamp, date); on_update: an update lands its new row image as a new event, or is ignored';
+    'timestamp, date); on_update: an update is ignored (default), or lands its new row image as a new event '
+    '(for upstream tables whose updates are events themselves)';
 
 CREATE TABLE lake.cdc_applied (
     upstream_table text NOT NULL,
@@ -32,7 +33,7 @@ COMMENT ON TABLE lake.cdc_applied IS
 
 -- Declares how an upstream table's changes land (run in a migration; a new mapping replaces the old one).
 CREATE FUNCTION lake.define_cdc_mapping(p_upstream_table text, p_source text, p_columns jsonb,
-                                        p_decode jsonb DEFAULT '{}', p_on_update text DEFAULT 'land')
+                                        p_decode jsonb DEFAULT '{}', p_on_update text DEFAULT 'ignore')
 RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -57,6 +58,16 @@ BEGIN
     IF NOT EXISTS (SELECT FROM jsonb_each_text(p_columns) c WHERE c.value = s.entity_column::text) THEN
         RAISE EXCEPTION 'mapping of %: an upstream column must map to the entity column %', p_upstream_table,
             s.entity_column USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- Event ids must not collide: one upstream table per source, and update ids (<id>@<lsn>) need a text id.
+    IF EXISTS (SELECT FROM lake.cdc_mappings m WHERE m.source = p_source AND m.upstream_table <> p_upstream_table) THEN
+        RAISE EXCEPTION 'source % already has a CDC mapping (%): the event ids of two upstream tables could collide',
+            p_source, (SELECT string_agg(upstream_table, ', ') FROM lake.cdc_mappings WHERE source = p_source)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_on_update = 'land' AND lake._column_base_type(s.table_name, s.id_column) <> 'text' THEN
+        RAISE EXCEPTION 'mapping of %: landing updates gives them ids <id>@<lsn>, which needs a text id column, not %',
+            p_upstream_table, lake._column_base_type(s.table_name, s.id_column) USING ERRCODE = 'invalid_parameter_value';
     END IF;
     SELECT string_agg(k || '=' || v, ', ') INTO v_bad FROM jsonb_each_text(p_decode) AS d(k, v)
      WHERE v !~ '^(decimal:[0-9]+|micro_timestamp|timestamp|date)$';
@@ -83,11 +94,14 @@ DECLARE
     v_source text;
     s lake.sources;
 BEGIN
-    CREATE TEMP TABLE IF NOT EXISTS pg_temp.lake_changes (
+    -- Staging tables of this call's own (a caller's tables of these names are dropped, never reused).
+    DROP TABLE IF EXISTS pg_temp.lake_changes;
+    DROP TABLE IF EXISTS pg_temp.lake_changes_landed;
+    CREATE TEMP TABLE lake_changes (
         idx int, change jsonb, upstream_table text, op text, lsn bigint, row_key text, source_ts timestamptz,
-        source text, event jsonb, status text, reason text
+        source text, event jsonb, status text, reason text, first_idx int
     ) ON COMMIT DROP;
-    TRUNCATE pg_temp.lake_changes;
+    CREATE TEMP TABLE lake_changes_landed (pos int, idx int, status text, reason text) ON COMMIT DROP;
     INSERT INTO pg_temp.lake_changes (idx, change, upstream_table, op, lsn, source_ts)
     SELECT e.i - 1, e.v, e.v ->> 'table', e.v ->> 'op', (e.v ->> 'lsn')::bigint,
            to_timestamp((e.v ->> 'ts_ms')::double precision / 1000)
@@ -125,11 +139,12 @@ BEGIN
      WHERE c.status IS NULL AND EXISTS (
          SELECT FROM lake.cdc_applied a WHERE a.upstream_table = c.upstream_table AND a.lsn = c.lsn
             AND a.row_key = c.row_key AND a.op = c.op);
-    -- The same change twice in one batch: the first one applies.
-    UPDATE pg_temp.lake_changes c SET status = 'duplicate'
-      FROM (SELECT x.idx, row_number() OVER (PARTITION BY x.upstream_table, x.lsn, x.row_key, x.op ORDER BY x.idx) AS k
+    -- The same change twice in one batch: the first one applies, the others share its outcome (below).
+    UPDATE pg_temp.lake_changes c SET status = 'duplicate', first_idx = d.f
+      FROM (SELECT x.idx, first_value(x.idx) OVER (PARTITION BY x.upstream_table, x.lsn, x.row_key, x.op
+                                                   ORDER BY x.idx) AS f
               FROM pg_temp.lake_changes x WHERE x.status IS NULL) d
-     WHERE c.idx = d.idx AND d.k > 1;
+     WHERE c.idx = d.idx AND d.f <> d.idx;
 
     UPDATE pg_temp.lake_changes c SET status = 'ignored',
            reason = CASE c.op WHEN 'd' THEN 'delete: the landing table is append-only'
@@ -141,8 +156,6 @@ BEGIN
 
     FOR v_source IN SELECT DISTINCT c.source FROM pg_temp.lake_changes c WHERE c.status IS NULL LOOP
         -- land_events answers by position in the batch it was given; map positions back to changes.
-        CREATE TEMP TABLE IF NOT EXISTS pg_temp.lake_changes_landed (pos int, idx int, status text, reason text)
-            ON COMMIT DROP;
         TRUNCATE pg_temp.lake_changes_landed;
         INSERT INTO pg_temp.lake_changes_landed (pos, idx)
         SELECT (row_number() OVER (ORDER BY x.idx) - 1)::int, x.idx
@@ -156,10 +169,15 @@ BEGIN
           FROM pg_temp.lake_changes_landed p WHERE c.idx = p.idx;
     END LOOP;
 
+    -- A repeat whose first copy was rejected is rejected too (it must keep failing until fixed).
+    UPDATE pg_temp.lake_changes c SET status = f.status, reason = f.reason
+      FROM pg_temp.lake_changes f
+     WHERE c.first_idx = f.idx AND f.status = 'rejected';
+
     INSERT INTO lake.cdc_applied (upstream_table, lsn, op, row_key, source_ts, outcome)
     SELECT c.upstream_table, c.lsn, c.op, c.row_key, c.source_ts, c.status
       FROM pg_temp.lake_changes c
-     WHERE c.status IN ('landed', 'ignored', 'duplicate') AND c.row_key IS NOT NULL
+     WHERE c.status IN ('landed', 'ignored', 'duplicate') AND c.row_key IS NOT NULL AND c.first_idx IS NULL
     ON CONFLICT DO NOTHING;
 
     RETURN QUERY SELECT c.idx, c.status, c.reason FROM pg_temp.lake_changes c ORDER BY c.idx;

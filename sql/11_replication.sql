@@ -10,56 +10,80 @@ CREATE TABLE lake.replica_sources (
 );
 COMMENT ON TABLE lake.replica_sources IS 'events sources whose landing table a subscription feeds (row-level replica maintenance)';
 
--- (Re)creates the row-level replica maintenance of a source from its statement-level maintenance: the
+-- The row-level replica maintenance function of a source, from its statement-level maintenance: the
 -- same single-event upsert and tile fold, reading the row from NEW instead of the transition table.
-CREATE FUNCTION lake._generate_replica_row(p_source text) RETURNS void
+CREATE FUNCTION lake._generate_replica_row_function(p_source text) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
-    s lake.sources;
     body text := lake._maintain_function_sql(p_source);
-    trig text := 'lake_replica_' || p_source;
+    statement_fn text := format('lake_gen.%I()', p_source || '_maintain');
+    row_fn text := format('lake_gen.%I()', p_source || '_maintain_row');
 BEGIN
-    SELECT * INTO STRICT s FROM lake.sources WHERE name = p_source;
-    body := replace(body, format('lake_gen.%I()', p_source || '_maintain'), format('lake_gen.%I()', p_source || '_maintain_row'));
-    body := replace(body, 'SELECT count(*) INTO rows FROM (SELECT FROM new_rows LIMIT 2) AS x;', 'rows := 1;');
-    body := replace(body, 'FROM new_rows AS e', 'FROM (SELECT (NEW).*) AS e');
-    IF position('new_rows' IN substr(body, 1, position('ELSIF rows > 1' IN body))) > 0 THEN
+    IF position(statement_fn IN body) = 0
+       OR position('SELECT count(*) INTO rows FROM (SELECT FROM new_rows LIMIT 2) AS x;' IN body) = 0
+       OR position('ELSIF rows > 1 THEN' IN body) = 0 THEN
         RAISE EXCEPTION 'replica maintenance of %: the generated maintenance changed shape', p_source;
     END IF;
+    body := replace(body, statement_fn, row_fn);
+    body := replace(body, 'SELECT count(*) INTO rows FROM (SELECT FROM new_rows LIMIT 2) AS x;', 'rows := 1;');
     -- The batch branch is never taken for one row; it is cut so nothing refers to the transition table.
     body := regexp_replace(body, 'ELSIF rows > 1 THEN .* END IF; RETURN NULL; END \$f\$',
                            'END IF; RETURN NULL; END $f$');
+    body := replace(body, 'FROM new_rows AS e', 'FROM (SELECT (NEW).*) AS e');
+    IF position('new_rows' IN body) > 0 OR position(statement_fn IN body) > 0 THEN
+        RAISE EXCEPTION 'replica maintenance of %: the generated maintenance changed shape', p_source;
+    END IF;
     EXECUTE body;
+END $$;
+
+-- Row-level guard of the apply worker: a replicated update, delete or truncate of a landing table would
+-- change raw events behind the state (publish inserts only); it stops the subscription, loudly.
+CREATE FUNCTION lake._refuse_replicated_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'landing table %.% is append-only: publish inserts only (WITH (publish = ''insert''))',
+        TG_TABLE_SCHEMA, TG_TABLE_NAME USING ERRCODE = 'object_not_in_prerequisite_state';
+END $$;
+
+-- Declares that a subscription feeds a source's landing table: the replica row maintenance and guard,
+-- both enabled REPLICA (they fire in the apply worker only).
+CREATE FUNCTION lake.enable_replica_maintenance(p_source text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    s lake.sources;
+    trig text := 'lake_replica_' || p_source;
+    guard text := 'lake_replica_append_only_' || p_source;
+BEGIN
+    SELECT * INTO s FROM lake.sources WHERE name = p_source AND kind = 'events';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown events source %', p_source USING ERRCODE = 'undefined_object';
+    END IF;
+    INSERT INTO lake.replica_sources (source) VALUES (p_source) ON CONFLICT DO NOTHING;
+    PERFORM lake._generate_replica_row_function(p_source);
     EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', trig, s.table_name);
     EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s FOR EACH ROW EXECUTE FUNCTION lake_gen.%I()',
                    trig, s.table_name, p_source || '_maintain_row');
     EXECUTE format('ALTER TABLE %s ENABLE REPLICA TRIGGER %I', s.table_name, trig);
     EXECUTE format('COMMENT ON TRIGGER %I ON %s IS %L', trig, s.table_name,
                    'keeps the features of source ' || p_source || ' for rows a subscription applies (fires only in the apply worker)');
+    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', guard, s.table_name);
+    EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION lake._refuse_replicated_change()',
+                   guard, s.table_name);
+    EXECUTE format('ALTER TABLE %s ENABLE REPLICA TRIGGER %I', s.table_name, guard);
 END $$;
 
--- Declares that a subscription feeds a source's landing table (publish inserts only: the landing
--- table is append-only, and the apply worker does not fire its append-only guard).
-CREATE FUNCTION lake.enable_replica_maintenance(p_source text) RETURNS void
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF NOT EXISTS (SELECT FROM lake.sources WHERE name = p_source AND kind = 'events') THEN
-        RAISE EXCEPTION 'unknown events source %', p_source USING ERRCODE = 'undefined_object';
-    END IF;
-    INSERT INTO lake.replica_sources (source) VALUES (p_source) ON CONFLICT DO NOTHING;
-    PERFORM lake._generate_replica_row(p_source);
-END $$;
-
--- A source regenerated (new features, a new tile threshold) regenerates its replica maintenance too.
+-- A source whose state changed shape (new features, a new tile threshold) regenerates its replica
+-- function; the triggers keep their names, so the landing table is not locked for it.
 CREATE FUNCTION lake._refresh_replica_row() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF EXISTS (SELECT FROM lake.replica_sources WHERE source = NEW.name) THEN
-        PERFORM lake._generate_replica_row(NEW.name);
+        PERFORM lake._generate_replica_row_function(NEW.name);
     END IF;
     RETURN NULL;
 END $$;
-CREATE TRIGGER sources_refresh_replica_row AFTER UPDATE ON lake.sources
+CREATE TRIGGER sources_refresh_replica_row
+    AFTER UPDATE OF state_aggs, tracked_columns, distinct_columns, grains, tile_threshold ON lake.sources
     FOR EACH ROW EXECUTE FUNCTION lake._refresh_replica_row();
 
 -- Subscriptions into the lake: how far behind the publisher each one is.

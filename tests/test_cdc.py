@@ -30,6 +30,12 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 TS = int(NOW.timestamp() * 1000)
 
 
+@pytest.fixture(autouse=True)
+def updates_are_events(conn: psycopg.Connection) -> None:
+    """In these tests an upstream update is an event of its own (the example mapping ignores updates)."""
+    conn.execute("UPDATE lake.cdc_mappings SET on_update = 'land' WHERE upstream_table = 'payments.authorizations'")
+
+
 @pytest.fixture
 def client(dsn: str) -> Iterator[httpx.Client]:
     with serving(Settings(database_url=dsn), new_key(dsn, "ingest")) as c:
@@ -287,3 +293,41 @@ def test_decimal_bytes_are_signed_big_endian(value: str) -> None:
     assert Decimal(decode_value(encoded, "org.apache.kafka.connect.data.Decimal", {"scale": str(scale)})) == Decimal(
         value
     )
+
+
+def test_updates_are_ignored_unless_the_mapping_lands_them(client: httpx.Client, conn: psycopg.Connection) -> None:
+    conn.execute("UPDATE lake.cdc_mappings SET on_update = 'ignore'")
+    row = auth_row(1, "c1", "3.00", NOW)
+    body = client.post(
+        "/v1/cdc/debezium", json=[payload("c", 1, TS, after=row), payload("u", 2, TS, before=row, after=row)]
+    ).json()
+    assert body["landed"] == 1 and body["ignored"] == 1
+    assert conn.execute("SELECT event_id FROM cards.transactions").fetchall() == [("a1",)]
+
+
+def test_a_repeat_of_a_rejected_change_in_one_batch_stays_rejected(
+    client: httpx.Client, conn: psycopg.Connection
+) -> None:
+    bad = with_schema(payload("c", 9, TS, after=auth_row(9, "c1", "3.00", NOW) | {"channel": "pigeon"}))
+    r = client.post("/v1/cdc/debezium", json=[bad, bad])
+    assert r.status_code == 422 and [x["index"] for x in r.json()["rejected"]] == [0, 1]
+    assert conn.execute("SELECT count(*) FROM lake.cdc_applied").fetchone() == (0,)
+    again = client.post("/v1/cdc/debezium", json=[bad])  # redelivered: still refused, never recorded as applied
+    assert again.status_code == 422
+
+
+def test_mappings_that_could_collide_are_refused(conn: psycopg.Connection) -> None:
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="already has a CDC mapping"):
+        conn.execute(
+            "SELECT lake.define_cdc_mapping('shop.orders', 'card_txn', "
+            """'{"id": "event_id", "card": "card_id"}')"""
+        )
+
+
+@pytest.mark.parametrize(
+    ("encoded", "scale", "value"), [("AA==", 2, "0.00"), ("/w==", 2, "-0.01"), ("BNI=", 2, "12.34"), ("AIA=", 0, "128")]
+)
+def test_decimal_bytes_of_the_connect_format(encoded: str, scale: int, value: str) -> None:
+    from app.debezium import decode_value
+
+    assert decode_value(encoded, "org.apache.kafka.connect.data.Decimal", {"scale": str(scale)}) == value

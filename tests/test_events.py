@@ -95,6 +95,7 @@ BAD = [
     (event(106, event_time="2999-01-01T00:00:00Z"), "ahead of the lake's clock"),
     (event(107, event_time="2026-11-24T07:00:00"), "needs a time zone"),
     (event(108, event_time="soon"), "needs a time zone"),
+    (event(117, event_time="2026-11-24"), "needs a time zone"),
     (event(109, event_time=12345), "event_time (the source's event time"),
     (event(110, landed_at="2026-11-24T07:00:00Z"), "landed_at is set by the lake"),
     ({k: v for k, v in event(111).items() if k != "event_id"}, "event_id (the event id) is required"),
@@ -173,3 +174,21 @@ def test_malformed_json_and_scope(client: httpx.Client, dsn: str) -> None:
         headers={"Authorization": f"Bearer {score_only}"},
     )
     assert r.status_code == 403
+
+
+def test_a_column_left_out_takes_its_default_whatever_else_is_in_the_batch(
+    client: httpx.Client, conn: psycopg.Connection
+) -> None:
+    conn.execute("ALTER TABLE cards.transactions ALTER COLUMN device_id SET DEFAULT 'unknown-device'")
+    without = {k: v for k, v in event(1).items() if k != "device_id"}
+    r = post(client, [without, event(2, device_id="dev-9")])
+    assert r.json()["landed"] == 2
+    got = dict(conn.execute("SELECT event_id, device_id FROM cards.transactions").fetchall())
+    assert got == {"e1": "unknown-device", "e2": "dev-9"}
+
+
+def test_events_older_than_the_compaction_horizon_are_refused(client: httpx.Client, conn: psycopg.Connection) -> None:
+    conn.execute("UPDATE lake.sources SET compacted_before = now() - interval '1 day' WHERE name = 'card_txn'")
+    old = event(1, event_time=(NOW - timedelta(days=3)).isoformat())
+    r = post(client, [old, event(2)])
+    assert r.status_code == 207 and "compaction horizon" in r.json()["rejected"][0]["reason"]
