@@ -25,24 +25,19 @@ import argparse
 import asyncio
 import base64
 import json
-import os
 import random
-import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app import migrate, registry  # noqa: E402
-from app.embedded import Cluster, free_port  # noqa: E402
+from bench.common import fresh_database, server, service  # noqa: E402
 from bench.http_client import Connection  # noqa: E402
-from bench.run import machine  # noqa: E402
 
 COLUMNS = ("event_id", "card_id", "merchant_id", "amount", "currency", "country", "channel", "event_time")
 
@@ -186,78 +181,40 @@ def main() -> None:
     ap.add_argument("--probes", type=int, default=100, help="freshness probes")
     ap.add_argument("--refresh", type=float, default=60, help="refresh interval of the promotion-based comparison (s)")
     args = ap.parse_args()
-    cluster = None
-    base = os.environ.get("DATABASE_URL")
-    if not base:
-        home = Path(tempfile.mkdtemp(prefix="contextlake-bench-", dir="/tmp"))
-        os.chmod(home, 0o755)
-        cluster = Cluster(home=home, port=free_port(), dbname="postgres")
-        cluster.start()
-        base = cluster.dsn()
-    server = None
-    try:
-        with psycopg.connect(base, autocommit=True) as admin:
-            admin.execute("DROP DATABASE IF EXISTS bench_ingest")
-            admin.execute("CREATE DATABASE bench_ingest")
-            version = admin.execute("SELECT version()").fetchone()[0]  # type: ignore[index]
-        dsn = base.rsplit("/", 1)[0] + "/bench_ingest"
-        print(f"machine: {machine()}\nserver: {version}", flush=True)
+    with server() as base:
+        dsn, _ = fresh_database(base, "bench_ingest")
         migrate.upgrade(dsn)
         with psycopg.connect(dsn) as conn:
             key = registry.create_api_key(conn, "bench", ["ingest", "score"])[1]
-        port = free_port()
-        env = dict(os.environ, DATABASE_URL=dsn)
-        server = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the service did not start")
-            time.sleep(0.2)
-        copy = copy_rate(dsn, events("c", args.events, 1))
-        rows = events("r", args.events, 2)
-        bodies: list[object] = [
-            {"source": "card_txn", "events": rows[i : i + args.batch]} for i in range(0, len(rows), args.batch)
-        ]
-        rest = asyncio.run(post_rate(url, key, "/v1/events", bodies, args.batch, args.clients))
-        cdc_bodies = debezium_batches(events("d", args.events, 3), args.batch)
-        cdc = asyncio.run(post_rate(url, key, "/v1/cdc/debezium", cdc_bodies, args.batch, args.clients))
-        print(f"{args.events:,} events each side, through the lake (features maintained):")
-        print(f"  COPY FROM STDIN, one statement: {copy:,.0f} events/s")
-        print(f"  POST /v1/events, {args.batch:,}-event batches, {args.clients} clients: {rest:,.0f} events/s")
-        print(f"  POST /v1/cdc/debezium, {args.batch:,}-event batches, {args.clients} clients: {cdc:,.0f} events/s")
-        print(f"  ratios to COPY: REST {rest / copy:.2f}, Debezium {cdc / copy:.2f}", flush=True)
-        background: list[object] = [
-            {"source": "card_txn", "events": events(f"bg{k}-", args.batch, 10 + k)}
-            for k in range(args.events // args.batch)
-        ]
-        lags = sorted(asyncio.run(freshness_probe(url, key, background, args.probes)))
-        p50, p99 = lags[len(lags) // 2], lags[min(len(lags) - 1, int(len(lags) * 0.99))]
-        print(f"end-to-end freshness under sustained REST ingest ({args.probes} probes: land one event over HTTP,")
-        print("  read the vector over HTTP until it counts it):")
-        print(f"  p50 {p50 * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms, max {lags[-1] * 1e3:.1f} ms")
-        print(
-            f"  a store promoting features every {args.refresh:.0f} s serves them 0-{args.refresh:.0f} s old by "
-            f"construction (mean {args.refresh / 2:.0f} s) before its pipeline's own lag: "
-            f"{args.refresh / 2 / p50:,.0f}x the p50 here",
-            flush=True,
-        )
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
-        if cluster is not None:
-            cluster.destroy()
+        with service(dsn) as url:
+            copy = copy_rate(dsn, events("c", args.events, 1))
+            rows = events("r", args.events, 2)
+            bodies: list[object] = [
+                {"source": "card_txn", "events": rows[i : i + args.batch]} for i in range(0, len(rows), args.batch)
+            ]
+            rest = asyncio.run(post_rate(url, key, "/v1/events", bodies, args.batch, args.clients))
+            cdc_bodies = debezium_batches(events("d", args.events, 3), args.batch)
+            cdc = asyncio.run(post_rate(url, key, "/v1/cdc/debezium", cdc_bodies, args.batch, args.clients))
+            print(f"{args.events:,} events each side, through the lake (features maintained):")
+            print(f"  COPY FROM STDIN, one statement: {copy:,.0f} events/s")
+            print(f"  POST /v1/events, {args.batch:,}-event batches, {args.clients} clients: {rest:,.0f} events/s")
+            print(f"  POST /v1/cdc/debezium, {args.batch:,}-event batches, {args.clients} clients: {cdc:,.0f} events/s")
+            print(f"  ratios to COPY: REST {rest / copy:.2f}, Debezium {cdc / copy:.2f}", flush=True)
+            background: list[object] = [
+                {"source": "card_txn", "events": events(f"bg{k}-", args.batch, 10 + k)}
+                for k in range(args.events // args.batch)
+            ]
+            lags = sorted(asyncio.run(freshness_probe(url, key, background, args.probes)))
+            p50, p99 = lags[len(lags) // 2], lags[min(len(lags) - 1, int(len(lags) * 0.99))]
+            print(f"end-to-end freshness under sustained REST ingest ({args.probes} probes: land one event over HTTP,")
+            print("  read the vector over HTTP until it counts it):")
+            print(f"  p50 {p50 * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms, max {lags[-1] * 1e3:.1f} ms")
+            print(
+                f"  a store promoting features every {args.refresh:.0f} s serves them 0-{args.refresh:.0f} s old by "
+                f"construction (mean {args.refresh / 2:.0f} s) before its pipeline's own lag: "
+                f"{args.refresh / 2 / p50:,.0f}x the p50 here",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -16,13 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,17 +28,12 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app import migrate  # noqa: E402
-from app.embedded import Cluster, find_bindir, free_port  # noqa: E402
+from app.embedded import find_bindir  # noqa: E402
+from bench.common import fresh_database, machine, server  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 COPY_FILE = "/tmp/contextlake-bench-copy.csv"
 COLS = "event_id, card_id, merchant_id, amount, currency, country, channel, device_id, event_time"
-
-
-def machine() -> str:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
-    mem = next((ln.split()[1] for ln in open("/proc/meminfo") if ln.startswith("MemTotal")), "0")
-    return f"{os.cpu_count()} cores ({cpu}), {int(mem) / 2**20:.0f} GiB, {platform.platform()}"
 
 
 def pgbench(dsn: str, script: list[str], clients: int, seconds: int) -> float:
@@ -93,93 +85,85 @@ def timed(conn: psycopg.Connection, sql: str) -> float:
     return time.perf_counter() - t0
 
 
+def measure(base: str, args: argparse.Namespace) -> None:
+    lake, version = fresh_database(base, "bench_lake")
+    with psycopg.connect(base, autocommit=True) as admin:
+        admin.execute("DROP DATABASE IF EXISTS bench_pgbench")
+        admin.execute("CREATE DATABASE bench_pgbench")
+        settings = admin.execute(
+            "SELECT string_agg(name || '=' || setting, ', ') FROM pg_settings WHERE name IN "
+            "('synchronous_commit', 'fsync', 'shared_buffers', 'wal_level', 'track_commit_timestamp')"
+        ).fetchone()[0]  # type: ignore[index]
+    pgb = base.rsplit("/", 1)[0] + "/bench_pgbench"
+    print(f"settings: {settings}", flush=True)
+    migrate.upgrade(lake)
+    subprocess.run([str(find_bindir() / "pgbench"), "-i", "-q", "-s", "10", pgb], check=True, capture_output=True)
+    results = []
+    with psycopg.connect(lake) as conn:
+        conn.execute((HERE / "setup.sql").read_text())
+        conn.commit()
+        conn.execute(f"COPY bench.copy_source TO '{COPY_FILE}' (FORMAT csv)")
+        conn.commit()
+
+        t_bare = timed(conn, f"COPY bench.bare_transactions ({COLS}) FROM '{COPY_FILE}' (FORMAT csv)")
+        t_lake = timed(conn, f"COPY cards.transactions ({COLS}) FROM '{COPY_FILE}' (FORMAT csv)")
+        res = {
+            "benchmark": "COPY 1,000,000 rows",
+            "maintained": 1e6 / t_lake,
+            "bare": 1e6 / t_bare,
+            "ratio": t_bare / t_lake,
+        }
+        print("ingest by COPY, maintained vs bare:", flush=True)
+        print(
+            f"  COPY 1,000,000 rows: maintained {res['maintained']:,.0f} rows/s, bare {res['bare']:,.0f} rows/s, "
+            f"ratio {res['ratio']:.2f}",
+            flush=True,
+        )
+        results.append(res)
+        conn.execute((HERE / "load_busy.sql").read_text())
+        conn.commit()
+    with psycopg.connect(lake, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE cards.transactions")
+        conn.execute("VACUUM ANALYZE lake_gen.card_txn_tiles")
+        busy = conn.execute("SELECT count(*) FROM lake_gen.card_txn_tiles WHERE tiled_since IS NOT NULL").fetchone()
+        print(f"  ({busy[0]:,} busy cards have tiles)", flush=True)  # type: ignore[index]
+
+    f = lambda n: ["-f", str(HERE / "pgbench" / n)]  # noqa: E731
+    print("reads, 8 clients, vs pgbench -S -M prepared on the same cluster:", flush=True)
+    for label, script in (
+        ("quiet cards (30 days, ~10 events each)", "read_vector.sql"),
+        ("busy cards (200 events in the last day, tiled)", "read_vector_busy.sql"),
+        ("reference: quiet cards, hand-written single statement, typed columns", "read_one_statement.sql"),
+    ):
+        pair = (("vector", lake, f(script)), ("pgbench_S", pgb, ["-S"]))
+        results.append(paired(f"vector read, {label}", *pair, 8, args.seconds, args.rounds))
+
+    print("ingest by pgbench, maintained vs bare:", flush=True)
+    for label, clients, kind, rows in (
+        ("single-row tx, 8 clients", 8, "insert", 1),
+        ("1,000-row INSERT, 1 client", 1, "batch", 1000),
+        ("1,000-row INSERT, 2 clients", 2, "batch", 1000),
+    ):
+        pair = (("maintained", lake, f(f"{kind}_lake.sql")), ("bare", lake, f(f"{kind}_bare.sql")))
+        results.append(paired(label, *pair, clients, args.seconds, args.rounds, rows))
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"core-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(
+        json.dumps({"machine": machine(), "server": version, "results": results}, indent=2)
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=int, default=15, help="length of each pgbench run")
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds per comparison")
     args = ap.parse_args()
 
-    cluster = None
-    base = os.environ.get("DATABASE_URL")
-    if not base:
-        home = Path(tempfile.mkdtemp(prefix="contextlake-bench-", dir="/tmp"))
-        os.chmod(home, 0o755)
-        cluster = Cluster(home=home, port=free_port(), dbname="postgres")
-        cluster.start()
-        base = cluster.dsn()
     try:
-        admin = psycopg.connect(base, autocommit=True)
-        version = admin.execute("SELECT version()").fetchone()[0]  # type: ignore[index]
-        for db in ("bench_lake", "bench_pgbench"):
-            admin.execute(f"DROP DATABASE IF EXISTS {db}")
-            admin.execute(f"CREATE DATABASE {db}")
-        lake = base.rsplit("/", 1)[0] + "/bench_lake"
-        pgb = base.rsplit("/", 1)[0] + "/bench_pgbench"
-        print(f"machine: {machine()}\nserver: {version}", flush=True)
-        settings = admin.execute(
-            "SELECT string_agg(name || '=' || setting, ', ') FROM pg_settings WHERE name IN "
-            "('synchronous_commit', 'fsync', 'shared_buffers', 'wal_level', 'track_commit_timestamp')"
-        ).fetchone()[0]  # type: ignore[index]
-        print(f"settings: {settings}", flush=True)
-        migrate.upgrade(lake)
-        subprocess.run([str(find_bindir() / "pgbench"), "-i", "-q", "-s", "10", pgb], check=True, capture_output=True)
-        results = []
-        with psycopg.connect(lake) as conn:
-            conn.execute((HERE / "setup.sql").read_text())
-            conn.commit()
-            conn.execute(f"COPY bench.copy_source TO '{COPY_FILE}' (FORMAT csv)")
-            conn.commit()
-
-            t_bare = timed(conn, f"COPY bench.bare_transactions ({COLS}) FROM '{COPY_FILE}' (FORMAT csv)")
-            t_lake = timed(conn, f"COPY cards.transactions ({COLS}) FROM '{COPY_FILE}' (FORMAT csv)")
-            res = {
-                "benchmark": "COPY 1,000,000 rows",
-                "maintained": 1e6 / t_lake,
-                "bare": 1e6 / t_bare,
-                "ratio": t_bare / t_lake,
-            }
-            print("ingest by COPY, maintained vs bare:", flush=True)
-            print(
-                f"  COPY 1,000,000 rows: maintained {res['maintained']:,.0f} rows/s, bare {res['bare']:,.0f} rows/s, "
-                f"ratio {res['ratio']:.2f}",
-                flush=True,
-            )
-            results.append(res)
-            conn.execute((HERE / "load_busy.sql").read_text())
-            conn.commit()
-        with psycopg.connect(lake, autocommit=True) as conn:
-            conn.execute("VACUUM ANALYZE cards.transactions")
-            conn.execute("VACUUM ANALYZE lake_gen.card_txn_tiles")
-            busy = conn.execute("SELECT count(*) FROM lake_gen.card_txn_tiles WHERE tiled_since IS NOT NULL").fetchone()
-            print(f"  ({busy[0]:,} busy cards have tiles)", flush=True)  # type: ignore[index]
-
-        f = lambda n: ["-f", str(HERE / "pgbench" / n)]  # noqa: E731
-        print("reads, 8 clients, vs pgbench -S -M prepared on the same cluster:", flush=True)
-        for label, script in (
-            ("quiet cards (30 days, ~10 events each)", "read_vector.sql"),
-            ("busy cards (200 events in the last day, tiled)", "read_vector_busy.sql"),
-            ("reference: quiet cards, hand-written single statement, typed columns", "read_one_statement.sql"),
-        ):
-            pair = (("vector", lake, f(script)), ("pgbench_S", pgb, ["-S"]))
-            results.append(paired(f"vector read, {label}", *pair, 8, args.seconds, args.rounds))
-
-        print("ingest by pgbench, maintained vs bare:", flush=True)
-        for label, clients, kind, rows in (
-            ("single-row tx, 8 clients", 8, "insert", 1),
-            ("1,000-row INSERT, 1 client", 1, "batch", 1000),
-            ("1,000-row INSERT, 2 clients", 2, "batch", 1000),
-        ):
-            pair = (("maintained", lake, f(f"{kind}_lake.sql")), ("bare", lake, f(f"{kind}_bare.sql")))
-            results.append(paired(label, *pair, clients, args.seconds, args.rounds, rows))
-        out = HERE / "results"
-        out.mkdir(exist_ok=True)
-        (out / f"core-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(
-            json.dumps({"machine": machine(), "server": version, "results": results}, indent=2)
-        )
+        with server() as base:
+            measure(base, args)
     finally:
         Path(COPY_FILE).unlink(missing_ok=True)
-        if cluster is not None:
-            cluster.destroy()
 
 
 if __name__ == "__main__":

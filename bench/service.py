@@ -19,16 +19,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import psycopg
 from psycopg.types.json import Jsonb
@@ -41,11 +37,10 @@ from sklearn.pipeline import make_pipeline
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app import migrate, registry  # noqa: E402
-from app.embedded import Cluster, free_port  # noqa: E402
 from app.queries import query  # noqa: E402
 from app.scoring import Catalog  # noqa: E402
+from bench.common import fresh_database, server, service  # noqa: E402
 from bench.http_client import Connection  # noqa: E402
-from bench.run import machine  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 CARDS = 100_000
@@ -140,22 +135,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--clients", type=int, default=8)
     args = ap.parse_args()
-    cluster = None
-    base = os.environ.get("DATABASE_URL")
-    if not base:
-        home = Path(tempfile.mkdtemp(prefix="contextlake-bench-", dir="/tmp"))
-        os.chmod(home, 0o755)
-        cluster = Cluster(home=home, port=free_port(), dbname="postgres")
-        cluster.start()
-        base = cluster.dsn()
-    server = None
-    try:
-        with psycopg.connect(base, autocommit=True) as admin:
-            admin.execute("DROP DATABASE IF EXISTS bench_service")
-            admin.execute("CREATE DATABASE bench_service")
-            version = admin.execute("SELECT version()").fetchone()[0]  # type: ignore[index]
-        dsn = base.rsplit("/", 1)[0] + "/bench_service"
-        print(f"machine: {machine()}\nserver: {version}", flush=True)
+    with server() as base:
+        dsn, _ = fresh_database(base, "bench_service")
         migrate.upgrade(dsn)
         with psycopg.connect(dsn) as conn:
             conn.execute((HERE / "service_setup.sql").read_text())
@@ -165,41 +146,17 @@ def main() -> None:
             conn.commit()
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE")
-        port = free_port()
-        env = dict(os.environ, DATABASE_URL=dsn, CONTEXTLAKE_POOL_MAX=str(args.clients))
-        server = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the service did not become ready")
-            time.sleep(0.2)
-        print(f"{args.clients} concurrent clients, {args.seconds:.0f} s each, quiet cards:", flush=True)
-        asyncio.run(http_load(url, key, "/v1/score", args.clients, 2, "warm-up (prepared statements, sessions)"))
-        baseline = asyncio.run(read_baseline(dsn, args.clients, args.seconds))
-        score = asyncio.run(http_load(url, key, "/v1/score", args.clients, args.seconds))
-        decide = asyncio.run(http_load(url, key, "/v1/decide", args.clients, args.seconds))
+        with service(dsn, CONTEXTLAKE_POOL_MAX=str(args.clients)) as url:
+            print(f"{args.clients} concurrent clients, {args.seconds:.0f} s each, quiet cards:", flush=True)
+            asyncio.run(http_load(url, key, "/v1/score", args.clients, 2, "warm-up (prepared statements, sessions)"))
+            baseline = asyncio.run(read_baseline(dsn, args.clients, args.seconds))
+            score = asyncio.run(http_load(url, key, "/v1/score", args.clients, args.seconds))
+            decide = asyncio.run(http_load(url, key, "/v1/decide", args.clients, args.seconds))
         print(
             f"  ratios to the baseline read: score {score['rate'] / baseline['rate']:.2f}, "
             f"decide {decide['rate'] / baseline['rate']:.2f}",
             flush=True,
         )
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
-        if cluster is not None:
-            cluster.destroy()
 
 
 if __name__ == "__main__":
