@@ -14,7 +14,10 @@ import re
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -207,3 +210,17 @@ class Cluster:
     def destroy(self) -> None:
         self.stop()
         shutil.rmtree(self.home, ignore_errors=True)
+
+
+@contextmanager
+def throwaway_cluster(prefix: str, parent: str | None = None) -> Iterator[Cluster]:
+    """A started cluster in a new directory under `parent` (default /tmp, reachable by the postgres user),
+    on a free port; destroyed afterwards. For tests and benchmarks."""
+    home = Path(tempfile.mkdtemp(prefix=prefix, dir=parent or "/tmp"))
+    os.chmod(home, 0o755)
+    cluster = Cluster(home=home, port=free_port(), dbname="postgres")
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()

@@ -58,15 +58,16 @@ def input_width(session: ort.InferenceSession) -> int:
     return shape[1]
 
 
-def check_inputs(onnx: bytes, features: Sequence[str]) -> None:
-    """Refuse a model whose input does not take exactly these features."""
+def check_inputs(onnx: bytes, features: Sequence[str]) -> tuple[ort.InferenceSession, str]:
+    """The session and score output of a model that takes exactly these features; refuses any other."""
     session = _session(onnx)
     width = input_width(session)
-    _score_output(session)
+    output = _score_output(session)
     if width != len(features):
         raise ModelInputError(
             f"the model takes {width} input features but is registered with {len(features)}: {', '.join(features)}"
         )
+    return session, output
 
 
 def _as_float(value: Any) -> float:
@@ -98,13 +99,8 @@ class LoadedModel:
 
     @classmethod
     def load(cls, row: dict[str, Any]) -> LoadedModel:
-        session = _session(bytes(row["onnx"]))
         features = tuple(row["features"])
-        width = input_width(session)
-        if width != len(features):
-            raise ModelInputError(
-                f"model {row['name']} v{row['version']} takes {width} inputs, registry lists {len(features)}"
-            )
+        session, output = check_inputs(bytes(row["onnx"]), features)
         return cls(
             name=row["name"],
             version=row["version"],
@@ -117,7 +113,7 @@ class LoadedModel:
             status=row["status"],
             session=session,
             input_name=session.get_inputs()[0].name,
-            output_name=_score_output(session),
+            output_name=output,
         )
 
     def inputs(self, values: dict[str, Any]) -> np.ndarray:

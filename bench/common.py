@@ -8,16 +8,14 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 import psycopg
 
-from app.embedded import Cluster, free_port
+from app.embedded import free_port, throwaway_cluster
 
 
 def machine() -> str:
@@ -33,14 +31,8 @@ def server() -> Iterator[str]:
     if base:
         yield base
         return
-    home = Path(tempfile.mkdtemp(prefix="contextlake-bench-", dir="/tmp"))
-    os.chmod(home, 0o755)
-    cluster = Cluster(home=home, port=free_port(), dbname="postgres")
-    cluster.start()
-    try:
+    with throwaway_cluster("contextlake-bench-") as cluster:
         yield cluster.dsn()
-    finally:
-        cluster.destroy()
 
 
 def fresh_database(base: str, name: str) -> tuple[str, str]:

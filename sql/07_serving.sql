@@ -69,10 +69,6 @@ BEGIN
                   HINT = (SELECT 'defined: ' || string_agg(name || ' v' || version, ', ' ORDER BY name, version)
                             FROM lake.feature_sets);
     END IF;
-    IF p_status NOT IN ('active', 'shadow', 'retired') THEN
-        RAISE EXCEPTION 'model status must be active, shadow or retired, not %', p_status
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
     SELECT array_agg(feature ORDER BY ordinality) INTO v_inputs
       FROM lake.model_inputs(p_feature_set, p_feature_set_version) WITH ORDINALITY WHERE usable;
     IF p_features IS NULL THEN
@@ -106,15 +102,14 @@ BEGIN
             USING ERRCODE = 'unique_violation',
                   HINT = format('register it as version %s', (SELECT max(version) + 1 FROM lake.models WHERE name = p_name));
     END IF;
-    IF p_status <> 'retired' THEN
-        UPDATE lake.models SET status = 'retired', status_changed_at = now()
-         WHERE name = p_name AND status = p_status;
-    END IF;
     INSERT INTO lake.models (name, version, onnx, sha256, feature_set, feature_set_version, features,
                              review_at, decline_at, status)
     VALUES (p_name, p_version, p_onnx, encode(sha256(p_onnx), 'hex'), p_feature_set, p_feature_set_version,
-            p_features, p_review_at, p_decline_at, p_status)
+            p_features, p_review_at, p_decline_at, 'retired')
     RETURNING * INTO v_row;
+    IF p_status <> 'retired' THEN  -- its status as any version gets it (the previous holder is retired)
+        v_row := lake.set_model_status(p_name, p_version, p_status);
+    END IF;
     RETURN v_row;
 END $$;
 COMMENT ON FUNCTION lake.register_model IS
@@ -281,6 +276,20 @@ CREATE TRIGGER api_keys_notify AFTER UPDATE OR DELETE ON lake.api_keys
 -- Decide and commit: the per-entity lock and the landing function
 -- ===========================================================================
 
+-- The catalog row of an events source, or a clear error listing the ones there are.
+CREATE FUNCTION lake._events_source(p_source text) RETURNS lake.sources
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    s lake.sources;
+BEGIN
+    SELECT * INTO s FROM lake.sources WHERE name = p_source AND kind = 'events';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown events source %', p_source USING ERRCODE = 'undefined_object',
+            HINT = (SELECT 'events sources: ' || string_agg(name, ', ' ORDER BY name) FROM lake.sources WHERE kind = 'events');
+    END IF;
+    RETURN s;
+END $$;
+
 -- Takes the transaction-level advisory lock of one entity, so decide-and-commit transactions on one
 -- entity run one after the other. The lock key is the entity type and the key in its column's own
 -- type (so '42' and '042' of a bigint key are one entity); waiting is bounded by p_lock_timeout
@@ -293,11 +302,7 @@ DECLARE
     s lake.sources;
     v_key text;
 BEGIN
-    SELECT * INTO s FROM lake.sources WHERE name = p_source AND kind = 'events';
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown events source %', p_source USING ERRCODE = 'undefined_object',
-            HINT = (SELECT 'events sources: ' || string_agg(name, ', ' ORDER BY name) FROM lake.sources WHERE kind = 'events');
-    END IF;
+    s := lake._events_source(p_source);
     EXECUTE format('SELECT ($1::%s)::text', lake._column_base_type(s.table_name, s.entity_column)) INTO v_key USING p_entity;
     PERFORM set_config('lock_timeout', p_lock_timeout, true);
     PERFORM pg_advisory_xact_lock(hashtextextended(s.entity || ':' || v_key, 0));
@@ -324,10 +329,7 @@ DECLARE
     v_unknown text;
     v_id text;
 BEGIN
-    SELECT * INTO s FROM lake.sources WHERE name = p_source AND kind = 'events';
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown events source %', p_source USING ERRCODE = 'undefined_object';
-    END IF;
+    s := lake._events_source(p_source);
     IF jsonb_typeof(p_event) IS DISTINCT FROM 'object' THEN
         RAISE EXCEPTION 'an event is a json object keyed by column' USING ERRCODE = 'invalid_parameter_value';
     END IF;

@@ -87,11 +87,7 @@ DECLARE
     r record;
     v_id text;
 BEGIN
-    SELECT * INTO s FROM lake.sources WHERE name = p_source AND kind = 'events';
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown events source %', p_source USING ERRCODE = 'undefined_object',
-            HINT = (SELECT 'events sources: ' || string_agg(name, ', ' ORDER BY name) FROM lake.sources WHERE kind = 'events');
-    END IF;
+    s := lake._events_source(p_source);
     IF jsonb_typeof(p_events) IS DISTINCT FROM 'array' THEN
         RAISE EXCEPTION 'events must be a json array' USING ERRCODE = 'invalid_parameter_value';
     END IF;

@@ -40,10 +40,7 @@ DECLARE
     s lake.sources;
     v_bad text;
 BEGIN
-    SELECT * INTO s FROM lake.sources WHERE name = p_source AND kind = 'events';
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown events source %', p_source USING ERRCODE = 'undefined_object';
-    END IF;
+    s := lake._events_source(p_source);
     SELECT string_agg(v, ', ') INTO v_bad FROM jsonb_each_text(p_columns) AS c(k, v)
      WHERE NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = s.table_name AND a.attname::text = v
                           AND a.attnum > 0 AND NOT a.attisdropped);

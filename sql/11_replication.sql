@@ -54,10 +54,7 @@ DECLARE
     trig text := 'lake_replica_' || p_source;
     guard text := 'lake_replica_append_only_' || p_source;
 BEGIN
-    SELECT * INTO s FROM lake.sources WHERE name = p_source AND kind = 'events';
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown events source %', p_source USING ERRCODE = 'undefined_object';
-    END IF;
+    s := lake._events_source(p_source);
     INSERT INTO lake.replica_sources (source) VALUES (p_source) ON CONFLICT DO NOTHING;
     PERFORM lake._generate_replica_row_function(p_source);
     EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', trig, s.table_name);

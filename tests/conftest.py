@@ -5,9 +5,7 @@ copy of it for every test (pytest-postgresql)."""
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -15,17 +13,15 @@ from pytest_postgresql import factories
 from pytest_postgresql.executors import NoopExecutor
 
 from app import migrate
-from app.embedded import Cluster, free_port
+from app.embedded import Cluster, throwaway_cluster
+
+TEST_TMP = os.environ.get("CONTEXTLAKE_TEST_TMP")
 
 
 @pytest.fixture(scope="session")
 def lake_cluster() -> Iterator[Cluster]:
-    home = Path(tempfile.mkdtemp(prefix="contextlake-test-", dir=os.environ.get("CONTEXTLAKE_TEST_TMP", "/tmp")))
-    os.chmod(home, 0o755)
-    cluster = Cluster(home=home, port=free_port(), dbname="postgres")
-    cluster.start()
-    yield cluster
-    cluster.destroy()
+    with throwaway_cluster("contextlake-test-", TEST_TMP) as cluster:
+        yield cluster
 
 
 class ClusterServer(NoopExecutor):

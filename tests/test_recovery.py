@@ -3,18 +3,16 @@ partial decision logged, and the service serves again without a restart."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from app import migrate, registry
-from app.embedded import Cluster, free_port
+from app.embedded import Cluster, throwaway_cluster
 from app.settings import Settings
+from tests.conftest import TEST_TMP
 from tests.onnx_models import constant
 from tests.service import serving
 
@@ -24,12 +22,8 @@ EVENT = {"merchant_id": "m1", "amount": 10, "currency": "EUR", "country": "FR", 
 @pytest.fixture
 def own_cluster() -> Iterator[Cluster]:
     """A cluster of this test's own, since the test stops it."""
-    home = Path(tempfile.mkdtemp(prefix="contextlake-recovery-", dir=os.environ.get("CONTEXTLAKE_TEST_TMP", "/tmp")))
-    os.chmod(home, 0o755)
-    cluster = Cluster(home=home, port=free_port(), dbname="postgres")
-    cluster.start()
-    yield cluster
-    cluster.destroy()
+    with throwaway_cluster("contextlake-recovery-", TEST_TMP) as cluster:
+        yield cluster
 
 
 def test_the_service_answers_503_while_the_lake_is_away_and_recovers(own_cluster: Cluster) -> None:

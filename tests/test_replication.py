@@ -3,17 +3,15 @@ inserts on the publisher become features on the lake, maintained by the replica 
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psycopg
 import pytest
 
-from app.embedded import Cluster, free_port
+from app.embedded import throwaway_cluster
+from tests.conftest import TEST_TMP
 
 UPSTREAM_TABLE = """
 CREATE SCHEMA cards;
@@ -32,17 +30,13 @@ INSERT = (
 
 @pytest.fixture
 def upstream() -> Iterator[str]:
-    home = Path(tempfile.mkdtemp(prefix="contextlake-upstream-", dir=os.environ.get("CONTEXTLAKE_TEST_TMP", "/tmp")))
-    os.chmod(home, 0o755)
-    cluster = Cluster(home=home, port=free_port(), dbname="postgres")
-    cluster.start()
-    with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
-        admin.execute("CREATE DATABASE payments")
-    dsn = cluster.dsn("payments")
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(UPSTREAM_TABLE)
-    yield dsn
-    cluster.destroy()
+    with throwaway_cluster("contextlake-upstream-", TEST_TMP) as cluster:
+        with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
+            admin.execute("CREATE DATABASE payments")
+        dsn = cluster.dsn("payments")
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(UPSTREAM_TABLE)
+        yield dsn
 
 
 def wait_for(conn: psycopg.Connection, count: int, seconds: float = 30) -> float:
