@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -24,6 +23,7 @@ from typing import Any, TextIO
 import psycopg
 from psycopg import sql
 
+from app.progress import Progress
 from app.queries import query
 
 CHUNK = 10_000
@@ -83,17 +83,6 @@ def _parquet_chunks(path: Path, size: int) -> Iterator[tuple[list[str], list[tup
         yield header, rows, line / total
 
 
-def _progress(out: TextIO, fraction: float, result: LoadResult, started: float) -> None:
-    width = 30
-    done = int(width * min(fraction, 1.0))
-    rate = (result.loaded + result.duplicates + result.rejected) / max(time.perf_counter() - started, 1e-9)
-    out.write(
-        f"\r[{'#' * done}{'.' * (width - done)}] {fraction:6.1%}  loaded {result.loaded:,}  "
-        f"rejected {result.rejected:,}  {rate:,.0f} rows/s"
-    )
-    out.flush()
-
-
 def load(
     conn: psycopg.Connection,
     path: Path,
@@ -109,7 +98,7 @@ def load(
     else:
         raise ValueError(f"{path}: load reads .csv or .parquet files")
     result = LoadResult()
-    started = time.perf_counter()
+    bar = Progress(progress)
     with reject_path.open("w", newline="", encoding="utf-8") as rf:
         rejects = csv.writer(rf)
         rejects.writerow(["line", "reason", "row"])
@@ -123,19 +112,18 @@ def load(
                 else:
                     staged.append((line, values))
             if staged:
-                bad += _land_chunk(conn, source, header, staged, result)
+                bad += land_chunk(conn, source, header, staged, result)
             result.rejected += len(bad)
             bad.sort(key=lambda b: int(b[0]))  # in file order
             rejects.writerows(bad)
-            if progress is not None:
-                _progress(progress, fraction, result, started)
-    if progress is not None:
-        progress.write("\n")
-    result.seconds = time.perf_counter() - started
+            done = result.loaded + result.duplicates + result.rejected
+            bar.update(fraction, done, f"loaded {result.loaded:,}  rejected {result.rejected:,}", force=True)
+    bar.close()
+    result.seconds = bar.seconds
     return result
 
 
-def _land_chunk(
+def land_chunk(
     conn: psycopg.Connection,
     source: str,
     header: list[str],

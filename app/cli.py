@@ -7,6 +7,8 @@ import os
 import shutil
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import alembic.util.exc
 import psycopg
@@ -18,6 +20,9 @@ from app.onnx_model import ModelInputError
 from app.queries import query
 from app.table import render
 from migrations.sqlfile import MigrationChecksumError
+
+if TYPE_CHECKING:
+    from app.training_export import TrainingSet
 
 
 def _print_query(conn: psycopg.Connection, name: str) -> int:
@@ -122,6 +127,89 @@ def cmd_load(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from app import generated_output
+    from app.generator import Params, generate
+
+    start = datetime.fromisoformat(args.start)
+    params = Params(
+        seed=args.seed,
+        cards=args.cards,
+        merchants=args.merchants,
+        start=start if start.tzinfo else start.replace(tzinfo=UTC),
+        days=args.days,
+        fraud_share=args.fraud_share,
+    )
+    generated = generate(params)
+    if args.out:
+        w = generated_output.write_files(generated, Path(args.out), args.format, sys.stderr)
+        where = ", ".join(str(f) for f in w.files)
+    else:
+        dsn = database.database_url()
+        migrate.upgrade(dsn)
+        with psycopg.connect(dsn) as conn:
+            w = generated_output.into_lake(generated, conn, sys.stderr)
+        where = "the lake (sources card_txn, card_chargeback; cards.profiles)"
+    print(
+        f"generated {w.transactions:,} transactions ({w.frauds:,} fraudulent, {w.incidents:,} incidents), "
+        f"{w.chargebacks:,} chargebacks and {w.profiles:,} card profiles from {params.start:%Y-%m-%d} for "
+        f"{params.days} days in {w.seconds:.1f} s into {where}"
+        + (f"; {w.duplicates:,} rows were already there" if w.duplicates else "")
+    )
+    return 0
+
+
+def _time(text: str | None, default: datetime | None = None) -> datetime | None:
+    if text is None:
+        return default
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _latest_version(conn: psycopg.Connection, feature_set: str, version: int | None) -> int:
+    if version is not None:
+        return version
+    row = conn.execute(query("latest_feature_set_version"), {"feature_set": feature_set}).fetchone()
+    if row is None or row[0] is None:
+        raise ValueError(f"unknown feature set {feature_set!r}")
+    return int(row[0])
+
+
+def _training_set(conn: psycopg.Connection, args: argparse.Namespace) -> TrainingSet:
+    from app.training_export import TrainingSet
+
+    version = _latest_version(conn, args.feature_set, args.version)
+    cutoff = _time(args.label_cutoff, datetime.now(UTC))
+    assert cutoff is not None
+    found = conn.execute(query("label_events"), {"label": args.label, "start": None, "end": None}).fetchone()
+    first = found[0] if found else None
+    start = _time(args.start, first)
+    end = _time(args.end, cutoff)
+    if start is None or end is None:
+        raise ValueError(f"label {args.label}: its events source has no events yet")
+    return TrainingSet(args.feature_set, version, args.label, start, end, cutoff)
+
+
+def cmd_export_training(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from app import training_export
+
+    dsn = database.database_url()
+    with psycopg.connect(dsn) as conn:
+        ts = _training_set(conn, args)
+    out = Path(args.out)
+    r = training_export.export(dsn, ts, out, workers=args.workers, progress=sys.stderr)
+    print(
+        f"exported {r.rows:,} point-in-time rows ({r.positives:,} labelled positive at {ts.cutoff.isoformat()}) "
+        f"of {ts.feature_set} v{ts.version} for events in [{ts.start.isoformat()}, {ts.end.isoformat()}) "
+        f"to {out} in {r.seconds:.1f} s ({r.rows_per_second:,.0f} rows/s, {args.workers} worker(s))"
+    )
+    return 0
+
+
 def cmd_compact(args: argparse.Namespace) -> int:
     with psycopg.connect(database.database_url()) as conn:
         _print_query(conn, "compact")
@@ -147,6 +235,11 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "model": (cli_admin.model, "model registry: register, list, activate, shadow, retire"),
     "key": (cli_admin.key, "API keys: create, revoke, list"),
     "load": (cmd_load, "load a CSV or Parquet file of events into a source (bad rows to a reject file)"),
+    "generate": (cmd_generate, "generate seeded card transactions with fraud patterns and late chargebacks"),
+    "export-training": (
+        cmd_export_training,
+        "point-in-time training set to Parquet: each event's vector as of just before it, label at a cutoff",
+    ),
     "psql": (cmd_psql, "open psql on the lake"),
     "freshness": (cmd_freshness, "print per-feature freshness and per-source ingest lag"),
     "compact": (cmd_compact, "drop raw events and tiles no read needs any more"),
@@ -185,6 +278,30 @@ def parser() -> argparse.ArgumentParser:
             sp.add_argument("--source", required=True, help="events source to land in, e.g. card_txn")
             sp.add_argument("--reject-file", help="where bad rows go (default FILE.rejected.csv)")
             sp.add_argument("--chunk", type=int, default=10_000, help="rows per COPY and landing (default 10,000)")
+        if name == "generate":
+            sp.add_argument(
+                "--seed", type=int, default=1, help="random seed: the same seed gives the same rows (default 1)"
+            )
+            sp.add_argument("--cards", type=int, default=5_000, help="cards (default 5,000)")
+            sp.add_argument("--merchants", type=int, default=2_000, help="merchants (default 2,000)")
+            sp.add_argument(
+                "--start", default="2026-09-01", help="first day, ISO 8601, UTC if no zone (default 2026-09-01)"
+            )
+            sp.add_argument("--days", type=int, default=28, help="length of the period in days (default 28)")
+            sp.add_argument(
+                "--fraud-share", type=float, default=0.02, help="share of cards compromised once (default 0.02)"
+            )
+            sp.add_argument("--out", help="write files to this directory instead of landing them in the lake")
+            sp.add_argument("--format", choices=["csv", "parquet"], default="csv", help="file format (default csv)")
+        if name == "export-training":
+            sp.add_argument("--out", required=True, help="Parquet file to write")
+            sp.add_argument("--feature-set", default="fraud", help="feature set (default fraud)")
+            sp.add_argument("--version", type=int, help="feature set version (default: the latest)")
+            sp.add_argument("--label", default="card_fraud", help="label defined in lake.labels (default card_fraud)")
+            sp.add_argument("--start", help="first event time, ISO 8601 (default: the earliest event)")
+            sp.add_argument("--end", help="events before this time, ISO 8601 (default: the cutoff)")
+            sp.add_argument("--label-cutoff", help="labels reported up to this time count, ISO 8601 (default: now)")
+            sp.add_argument("--workers", type=int, default=1, help="connections reading at once (default 1)")
         if name == "psql":
             sp.usage = "contextlake psql [psql options, e.g. -c 'SELECT * FROM lake.feature_freshness']"
     return p

@@ -149,3 +149,18 @@ WITH staged AS (
 SELECT s.line, l.status, l.reason, s.event::text
   FROM staged s JOIN landed l ON l.idx = s.idx
  ORDER BY s.line;
+
+-- name: land_profile
+INSERT INTO cards.profiles (card_id, loaded_at, credit_tier, credit_limit, tenure_days)
+VALUES (%s, %s, %s, %s, %s)
+ON CONFLICT DO NOTHING;
+
+-- name: training_statement
+SELECT lake.training_statement(%(feature_set)s, %(version)s, %(label)s, %(start)s, %(end)s, %(cutoff)s,
+                               %(offset)s, %(part)s, %(parts)s);
+
+-- name: training_columns
+SELECT feature, type FROM lake.model_inputs(%(feature_set)s, %(version)s);
+
+-- name: label_events
+SELECT first_event, last_event, events FROM lake.label_events(%(label)s, %(start)s, %(end)s);
