@@ -165,7 +165,8 @@ def merchants(params: Params) -> list[Merchant]:
     weights = [CATEGORIES[c][0] for c in names]
     out = []
     for m in range(params.merchants):
-        category = rng.choices(names, weights=weights)[0]
+        # Every category has a merchant, however few merchants there are.
+        category = names[m] if m < len(names) else rng.choices(names, weights=weights)[0]
         country = rng.choices(COUNTRIES, weights=(30, 20, 15, 12, 8, 8, 7, 2, 2, 2, 1, 1))[0]
         out.append(Merchant(f"m{m:06d}", category, country))
     return out
