@@ -210,6 +210,49 @@ def cmd_export_training(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from app import registry, training
+    from app.training_export import described
+
+    path = Path(args.data)
+    meta = described(path)
+    dsn = database.database_url()
+    with psycopg.connect(dsn) as conn:
+        params = {"feature_set": meta["feature_set"], "version": meta["version"]}
+        usable = [r[0] for r in conn.execute(query("model_inputs"), params).fetchall()]
+    t = training.train(path, usable, test_from=_time(args.test_from), fpr=args.max_fpr, seed=args.seed)
+    e = t.test
+    print(
+        f"trained LightGBM on {t.train_rows:,} events before {t.split.isoformat()} ({t.train_positives:,} positive), "
+        f"{len(t.features)} features of {t.feature_set} v{t.feature_set_version}, in {t.seconds:.1f} s\n"
+        f"test period: {e.rows:,} events ({e.positives:,} positive): ROC-AUC {e.roc_auc:.3f}, PR-AUC {e.pr_auc:.3f}, "
+        f"recall {e.recall_at_fpr:.3f} at {e.fpr:.1%} false positives\n"
+        f"ONNX agrees with LightGBM within {t.max_onnx_diff:.1e} on the test set (limit {training.AGREEMENT:.0e}); "
+        f"thresholds from the test period: review at {t.review_at:.4f}, decline at {t.decline_at:.4f}"
+    )
+    if args.save_onnx:
+        Path(args.save_onnx).write_bytes(t.onnx)
+        print(f"ONNX written to {args.save_onnx}")
+    if args.status == "none":
+        return 0
+    with psycopg.connect(dsn) as conn:
+        out = registry.register_model(
+            conn,
+            args.name,
+            t.onnx,
+            t.feature_set,
+            feature_set_version=t.feature_set_version,
+            features=t.features,
+            review_at=t.review_at,
+            decline_at=t.decline_at,
+            status=args.status,
+        )
+    print(f"registered model {out['name']} v{out['version']} ({out['status']}), sha256 {out['sha256'][:12]}")
+    return 0
+
+
 def cmd_compact(args: argparse.Namespace) -> int:
     with psycopg.connect(database.database_url()) as conn:
         _print_query(conn, "compact")
@@ -240,6 +283,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
         cmd_export_training,
         "point-in-time training set to Parquet: each event's vector as of just before it, label at a cutoff",
     ),
+    "train": (cmd_train, "train LightGBM on an exported training set (time split), export ONNX, check, register"),
     "psql": (cmd_psql, "open psql on the lake"),
     "freshness": (cmd_freshness, "print per-feature freshness and per-source ingest lag"),
     "compact": (cmd_compact, "drop raw events and tiles no read needs any more"),
@@ -302,6 +346,21 @@ def parser() -> argparse.ArgumentParser:
             sp.add_argument("--end", help="events before this time, ISO 8601 (default: the cutoff)")
             sp.add_argument("--label-cutoff", help="labels reported up to this time count, ISO 8601 (default: now)")
             sp.add_argument("--workers", type=int, default=1, help="connections reading at once (default 1)")
+        if name == "train":
+            sp.add_argument("--data", required=True, help="a training set written by export-training")
+            sp.add_argument("--name", default="fraud", help="model name to register (default fraud)")
+            sp.add_argument("--test-from", help="events from this time test, ISO 8601 (default: the last fifth)")
+            sp.add_argument(
+                "--max-fpr", type=float, default=0.01, help="false-positive rate for recall and review (default 0.01)"
+            )
+            sp.add_argument("--seed", type=int, default=1, help="LightGBM seed (default 1)")
+            sp.add_argument(
+                "--status",
+                choices=["active", "shadow", "none"],
+                default="shadow",
+                help="register as active or shadow, or not at all (default shadow)",
+            )
+            sp.add_argument("--save-onnx", help="also write the ONNX model to this file")
         if name == "psql":
             sp.usage = "contextlake psql [psql options, e.g. -c 'SELECT * FROM lake.feature_freshness']"
     return p

@@ -10,6 +10,7 @@ the events are split by entity over that many connections and merged back in (ti
 from __future__ import annotations
 
 import heapq
+import json
 import queue
 import threading
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from app.progress import Progress
 from app.queries import query
 
 BATCH = 5_000
+METADATA_KEY = "contextlake.training_set"
 BASE_COLUMNS = ("event_id", "entity", "event_time", "as_of", "label")
 
 
@@ -72,6 +74,15 @@ def schema(conn: psycopg.Connection, ts: TrainingSet) -> pa.Schema:
     rows = conn.execute(query("training_columns"), {"feature_set": ts.feature_set, "version": ts.version}).fetchall()
     if not rows:
         raise ValueError(f"unknown feature set {ts.feature_set} v{ts.version}")
+    meta = {
+        "feature_set": ts.feature_set,
+        "version": ts.version,
+        "label": ts.label,
+        "start": ts.start.isoformat(),
+        "end": ts.end.isoformat(),
+        "cutoff": ts.cutoff.isoformat(),
+        "offset_seconds": ts.offset.total_seconds(),
+    }
     base = [
         ("event_id", pa.string()),
         ("entity", pa.string()),
@@ -79,7 +90,18 @@ def schema(conn: psycopg.Connection, ts: TrainingSet) -> pa.Schema:
         ("as_of", pa.timestamp("us", tz="UTC")),
         ("label", pa.bool_()),
     ]
-    return pa.schema(base + [(name, _arrow_type(sql_type)) for name, sql_type in rows])
+    fields = base + [(name, _arrow_type(sql_type)) for name, sql_type in rows]
+    return pa.schema(fields, metadata={METADATA_KEY: json.dumps(meta)})
+
+
+def described(path: Path) -> dict[str, Any]:
+    """What an exported file holds: feature set, version, label, period, cutoff and offset."""
+    meta = pq.read_schema(path).metadata or {}
+    raw = meta.get(METADATA_KEY.encode())
+    if raw is None:
+        raise ValueError(f"{path}: not a contextlake training set (no {METADATA_KEY} metadata)")
+    out: dict[str, Any] = json.loads(raw)
+    return out
 
 
 def statement(conn: psycopg.Connection, ts: TrainingSet, part: int = 0, parts: int = 1) -> str:
