@@ -1,6 +1,6 @@
 # The contextlake service (and its CLI, for migrations and keys).
 FROM python:3.11-slim
-RUN apt-get update && apt-get install -y --no-install-recommends postgresql-client && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends postgresql-client libgomp1 && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/contextlake
 COPY pyproject.toml README.md ./
 COPY app app

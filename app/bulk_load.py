@@ -139,6 +139,7 @@ def land_chunk(
             for line, values in rows:
                 copy.write_row([line, *values])
         outcome = conn.execute(query("land_staged"), {"source": source}).fetchall()
+        conn.execute("DROP TABLE lake_load")  # also when this block is a savepoint of the caller's transaction
     bad = []
     for line, status, reason, row in outcome:
         if status == "landed":

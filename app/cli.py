@@ -253,6 +253,34 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_freshness_cost(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from app import freshness_cost as fc
+
+    lags = tuple(fc.parse_lag(x.strip()) for x in args.lags.split(",") if x.strip())
+    cutoff = _time(args.label_cutoff, datetime.now(UTC))
+    start, end = _time(args.start), _time(args.end, cutoff)
+    assert cutoff is not None and start is not None and end is not None
+    dsn = database.database_url()
+    with psycopg.connect(dsn) as conn:
+        model = fc.served_model(conn, args.model, args.model_version)
+    results = fc.run(
+        dsn, model, args.label, start, end, cutoff, lags, args.review_rate, args.workers, progress=sys.stderr
+    )
+    first = results[0]
+    print(
+        f"model {model.name} v{model.version} on {first.events:,} events in [{start.isoformat()}, {end.isoformat()}) "
+        f"({first.positives:,} labelled positive at {cutoff.isoformat()}); review rate {args.review_rate:.1%}"
+    )
+    print(render(fc.TABLE_HEADERS, fc.table_rows(results)))
+    if args.plot:
+        title = f"{model.name} v{model.version}: {first.events:,} events, {first.positives:,} fraud"
+        fc.plot(results, Path(args.plot), args.review_rate, title)
+        print(f"plot written to {args.plot}")
+    return 0
+
+
 def cmd_compact(args: argparse.Namespace) -> int:
     with psycopg.connect(database.database_url()) as conn:
         _print_query(conn, "compact")
@@ -284,6 +312,10 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
         "point-in-time training set to Parquet: each event's vector as of just before it, label at a cutoff",
     ),
     "train": (cmd_train, "train LightGBM on an exported training set (time split), export ONNX, check, register"),
+    "freshness-cost": (
+        cmd_freshness_cost,
+        "score a test period with fresh vectors and with vectors lagging 1 s to 5 min: what staleness costs",
+    ),
     "psql": (cmd_psql, "open psql on the lake"),
     "freshness": (cmd_freshness, "print per-feature freshness and per-source ingest lag"),
     "compact": (cmd_compact, "drop raw events and tiles no read needs any more"),
@@ -361,6 +393,19 @@ def parser() -> argparse.ArgumentParser:
                 help="register as active or shadow, or not at all (default shadow)",
             )
             sp.add_argument("--save-onnx", help="also write the ONNX model to this file")
+        if name == "freshness-cost":
+            sp.add_argument("--start", required=True, help="first event time of the test period, ISO 8601")
+            sp.add_argument("--end", help="events before this time, ISO 8601 (default: the cutoff)")
+            sp.add_argument("--label-cutoff", help="labels reported up to this time count, ISO 8601 (default: now)")
+            sp.add_argument("--model", default="fraud", help="model name (default fraud)")
+            sp.add_argument("--model-version", type=int, help="model version (default: the active one)")
+            sp.add_argument("--label", default="card_fraud", help="label defined in lake.labels (default card_fraud)")
+            sp.add_argument("--lags", default="1s,10s,60s,5m", help="comma-separated lags (default 1s,10s,60s,5m)")
+            sp.add_argument(
+                "--review-rate", type=float, default=0.01, help="share of events analysts review (default 0.01)"
+            )
+            sp.add_argument("--workers", type=int, default=1, help="connections reading at once (default 1)")
+            sp.add_argument("--plot", help="write a PNG plot of the results here")
         if name == "psql":
             sp.usage = "contextlake psql [psql options, e.g. -c 'SELECT * FROM lake.feature_freshness']"
     return p

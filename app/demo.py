@@ -1,26 +1,32 @@
-"""The demo: start the lake, apply the migrations, land a week of card transactions and their
-chargebacks, land live ones, train and register the fraud model, then serve and score over HTTP."""
+"""The demo: start the lake, apply the migrations, generate three weeks of card transactions and their
+chargebacks into it, land live ones, export the point-in-time training set, train and register the
+fraud model, then serve and score over HTTP."""
 
 from __future__ import annotations
 
 import random
 import statistics
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from app import migrate, registry
-from app.demo_model import train_and_register
-from app.demo_stream import COLUMNS, card_name, stream
+from app import migrate, registry, training
+from app.generated_output import into_lake
+from app.generator import TRANSACTION_COLUMNS, Params, card_name, generate
 from app.local_server import serving
 from app.queries import query
 from app.settings import Settings
 from app.table import render
+from app.training_export import TrainingSet, export
 
-HISTORY_EVENTS = 50_000
-CARDS = 2_000
+HISTORY_DAYS = 21
+TRAIN_DAYS = 11
+TEST_DAYS = 5
+CARDS = 1_000
 SHOWN = (
     "card_txn_count",
     "card_txn_count_60s",
@@ -32,44 +38,52 @@ SHOWN = (
 )
 
 
-def land_history(conn: psycopg.Connection, seed: int) -> tuple[int, int]:
-    """Bulk-load a week of history with COPY (the trigger maintains the features per COPY statement), the
-    card profiles an offline job would load, and a chargeback for every fraudulent transaction."""
+def land_history(conn: psycopg.Connection, seed: int, start: datetime) -> tuple[int, int, int]:
+    """Generate the history into the lake: card profiles (the batch features an offline job loads),
+    transactions in time order (the trigger maintains the features per landed batch) and the
+    chargebacks reported by now."""
+    params = Params(seed=seed, cards=CARDS, merchants=800, start=start, days=HISTORY_DAYS, fraud_share=0.04)
+    w = into_lake(generate(params), conn, None)
+    return w.transactions, w.frauds, w.chargebacks
+
+
+def train_and_register(dsn: str, start: datetime, workers: int = 2) -> dict[str, Any]:
+    """Export the point-in-time training set of the history's first TRAIN_DAYS + TEST_DAYS days with the
+    labels known now (the later chargebacks have not arrived yet), train on the first TRAIN_DAYS, test
+    on the rest, and register the model as the active fraud model."""
     now = datetime.now(UTC)
-    rng = random.Random(seed)
-    n, frauds = 0, []
-    with conn.cursor() as cur, cur.copy("COPY cards.transactions ({}) FROM STDIN".format(", ".join(COLUMNS))) as copy:
-        for tx in stream(seed, CARDS, HISTORY_EVENTS, now - timedelta(days=7), now - timedelta(minutes=5)):
-            copy.write_row(tx.row())
-            n += 1
-            if tx.fraud:
-                frauds.append(tx)
-    with (
-        conn.cursor() as cur,
-        cur.copy("COPY cards.profiles (card_id, loaded_at, credit_tier, credit_limit, tenure_days) FROM STDIN") as copy,
-    ):
-        for c in range(CARDS):
-            copy.write_row(
-                (
-                    card_name(c),
-                    now - timedelta(days=8),
-                    rng.randint(1, 5),
-                    rng.choice([500, 1000, 5000]),
-                    rng.randint(0, 4000),
-                )
-            )
-    with (
-        conn.cursor() as cur,
-        cur.copy(
-            "COPY cards.chargebacks (chargeback_id, event_id, card_id, reason_code, amount, reported_at) FROM STDIN"
-        ) as copy,
-    ):
-        for i, tx in enumerate(frauds):
-            # Labels arrive days later (never after now: the history is one week long).
-            reported = min(tx.event_time + timedelta(days=rng.uniform(1, 6)), now - timedelta(minutes=1))
-            copy.write_row((f"cb{i}", tx.event_id, tx.card_id, "10.4", tx.amount, reported))
-    conn.commit()
-    return n, len(frauds)
+    test_from = start + timedelta(days=TRAIN_DAYS)
+    end = test_from + timedelta(days=TEST_DAYS)
+    with psycopg.connect(dsn) as conn:
+        usable = [r[0] for r in conn.execute(query("model_inputs"), {"feature_set": "fraud", "version": 1}).fetchall()]
+    with tempfile.TemporaryDirectory(prefix="contextlake-demo-") as tmp:
+        data = Path(tmp) / "train.parquet"
+        exported = export(dsn, TrainingSet("fraud", 1, "card_fraud", start, end, now), data, workers=workers)
+        print(
+            f"exported {exported.rows:,} point-in-time training rows ({exported.positives:,} with a chargeback) "
+            f"in {exported.seconds:.1f} s ({exported.rows_per_second:,.0f} rows/s)"
+        )
+        t = training.train(data, usable, test_from=test_from)
+    e = t.test
+    print(
+        f"trained LightGBM on {t.train_rows:,} events ({t.train_positives:,} positive) in {t.seconds:.1f} s; "
+        f"the {TEST_DAYS} days after: ROC-AUC {e.roc_auc:.3f}, PR-AUC {e.pr_auc:.3f}, recall {e.recall_at_fpr:.2f} at "
+        f"{e.fpr:.0%} false positives; ONNX matches LightGBM within {t.max_onnx_diff:.1e}"
+    )
+    with psycopg.connect(dsn) as conn:
+        out = registry.register_model(
+            conn,
+            "fraud",
+            t.onnx,
+            "fraud",
+            feature_set_version=t.feature_set_version,
+            features=t.features,
+            review_at=t.review_at,
+            decline_at=t.decline_at,
+            status="active",
+        )
+    print(f"registered model fraud v{out['version']} (active), sha256 {out['sha256'][:12]}")
+    return out
 
 
 def land_live(conn: psycopg.Connection, seed: int, seconds: float) -> tuple[int, str]:
@@ -79,7 +93,7 @@ def land_live(conn: psycopg.Connection, seed: int, seconds: float) -> tuple[int,
     deadline = time.monotonic() + seconds
     n = 0
     insert = "INSERT INTO cards.transactions ({}) VALUES ({})".format(
-        ", ".join(COLUMNS), ", ".join(["%s"] * len(COLUMNS))
+        ", ".join(TRANSACTION_COLUMNS), ", ".join(["%s"] * len(TRANSACTION_COLUMNS))
     )
     while time.monotonic() < deadline:
         card = hot if n % 4 == 0 else card_name(rng.randrange(CARDS))
@@ -120,22 +134,24 @@ def show(title: str, body: dict[str, Any]) -> None:
 def run(dsn: str, seed: int = 7, live_seconds: float = 3.0) -> None:
     print(f"lake: {dsn}")
     migrate.upgrade(dsn)
+    start = datetime.now(UTC) - timedelta(days=HISTORY_DAYS)
     with psycopg.connect(dsn) as conn:
         already = conn.execute("SELECT count(*) FROM cards.transactions").fetchone()[0]  # type: ignore[index]
         if already == 0:
             t0 = time.perf_counter()
-            n, frauds = land_history(conn, seed)
+            n, frauds, labels = land_history(conn, seed, start)
             print(
-                f"landed {n:,} historical transactions by COPY ({frauds} fraudulent, each with a chargeback) "
-                f"in {time.perf_counter() - t0:.1f} s"
+                f"generated and landed {n:,} transactions of {CARDS:,} cards over {HISTORY_DAYS} days "
+                f"({frauds:,} fraudulent, {labels:,} chargebacks reported so far) in {time.perf_counter() - t0:.1f} s"
             )
         else:
             print(f"{already:,} transactions already landed; adding live ones")
         n, hot = land_live(conn, seed + already, live_seconds)
         print(f"landed {n:,} live transactions one per transaction in {live_seconds:.0f} s")
-        if conn.execute(query("active_model"), {"name": "fraud"}).fetchone() is None:
-            train_and_register(conn, seed)
-        conn.commit()
+        has_model = conn.execute(query("active_model"), {"name": "fraud"}).fetchone() is not None
+    if not has_model:
+        train_and_register(dsn, start)
+    with psycopg.connect(dsn) as conn:
         tester = conn.execute(query("card_with_most_chargebacks")).fetchone()[0]  # type: ignore[index]
         api_key = registry.create_api_key(conn, "demo", ["score", "ingest"])[1]
 

@@ -148,6 +148,10 @@ class Incident:
     transactions: int
 
 
+def card_name(index: int) -> str:
+    return f"card-{index:06d}"
+
+
 def _rng(seed: int, *parts: int) -> random.Random:
     value = seed
     for p in parts:
@@ -193,7 +197,7 @@ def cards(params: Params, shops: list[Merchant]) -> list[Card]:
         out.append(
             Card(
                 index=c,
-                card_id=f"card-{c:06d}",
+                card_id=card_name(c),
                 home=home,
                 rate=min(rng.lognormvariate(0, 0.7) * params.mean_daily_rate / 1.28, 12.0),
                 scale=rng.lognormvariate(0, 0.35),

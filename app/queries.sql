@@ -112,12 +112,6 @@ SELECT key_id, name, array_to_string(scopes, ',') AS scopes, to_char(created_at,
 -- name: ingest_lag_metrics
 SELECT source, p50_seconds, p95_seconds, p99_seconds, max_seconds FROM lake.ingest_lag;
 
--- name: labelled_transactions
-SELECT t.card_id, t.event_time, t.amount, t.country,
-       EXISTS (SELECT FROM cards.chargebacks c WHERE c.event_id = t.event_id) AS fraud
-  FROM cards.transactions t
- WHERE t.event_time < now() - interval '1 minute';
-
 -- name: active_model
 SELECT version FROM lake.models WHERE name = %(name)s AND status = 'active';
 
@@ -164,3 +158,11 @@ SELECT feature, type FROM lake.model_inputs(%(feature_set)s, %(version)s);
 
 -- name: label_events
 SELECT first_event, last_event, events FROM lake.label_events(%(label)s, %(start)s, %(end)s);
+
+-- name: model_for_replay
+SELECT m.name, m.version, m.onnx, m.feature_set, m.feature_set_version, m.features, m.review_at, m.decline_at,
+       coalesce((SELECT array_agg(r.action ORDER BY r.ordinal) FROM lake.rules r
+                  WHERE r.feature_set = m.feature_set AND r.version = m.feature_set_version), '{}')
+  FROM lake.models m
+ WHERE m.name = %(name)s
+   AND CASE WHEN %(version)s::int IS NULL THEN m.status = 'active' ELSE m.version = %(version)s::int END;

@@ -69,8 +69,8 @@ def _arrow_type(sql_type: str) -> pa.DataType:
 
 
 def schema(conn: psycopg.Connection, ts: TrainingSet) -> pa.Schema:
-    """The export's columns: event id, entity, event time, as_of, label, then every feature of the set
-    (numbers as float64, booleans, times in UTC, anything else as text)."""
+    """The export's columns: event id, entity, event time, as_of, label, every feature of the set
+    (numbers as float64, booleans, times in UTC, anything else as text), and the set's rule hits."""
     rows = conn.execute(query("training_columns"), {"feature_set": ts.feature_set, "version": ts.version}).fetchall()
     if not rows:
         raise ValueError(f"unknown feature set {ts.feature_set} v{ts.version}")
@@ -90,7 +90,7 @@ def schema(conn: psycopg.Connection, ts: TrainingSet) -> pa.Schema:
         ("as_of", pa.timestamp("us", tz="UTC")),
         ("label", pa.bool_()),
     ]
-    fields = base + [(name, _arrow_type(sql_type)) for name, sql_type in rows]
+    fields = base + [(name, _arrow_type(sql_type)) for name, sql_type in rows] + [("rule_hits", pa.list_(pa.bool_()))]
     return pa.schema(fields, metadata={METADATA_KEY: json.dumps(meta)})
 
 

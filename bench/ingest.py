@@ -8,11 +8,6 @@
   freshness: while 2 clients keep posting REST batches, a probe lands one event and reads the
          vector until it counts it, 100 times: p50/p99, next to the lag a store that promotes
          features every --refresh seconds has by construction
-  CDC:   200,000 more as Debezium posts them (schemaless inserts of payments.authorizations),
-         POST /v1/cdc/debezium, same batches and clients
-  freshness: while 2 clients keep posting REST batches, a probe lands one event and reads the
-         vector until it counts it, 100 times: p50/p99, next to the lag a store that promotes
-         features every --refresh seconds has by construction
 
 Both sides use fresh event ids over the same 20,000 cards and 30 days, so both maintain the same
 kind of state. Uses DATABASE_URL when set, else a throwaway cluster with the lake settings.

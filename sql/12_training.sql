@@ -62,8 +62,9 @@ END $$;
 COMMENT ON FUNCTION lake.label_events(text, timestamptz, timestamptz) IS 'first and last event time and event count of a label''s events source, within a period';
 
 -- The export statement of one feature set version and one label, for events with start <= time < end
--- (and time <= cutoff), in (time, id as text in byte order) order. Each row: event_id, entity, event_time, as_of, label,
--- then the set's features in its order. p_offset is how long before its event a row's vector is read:
+-- (and time <= cutoff), in (time, id as text in byte order) order. Each row: event_id, entity,
+-- event_time, as_of, label, the set's features in its order, then rule_hits (whether each rule of the
+-- set fired, in rule order). p_offset is how long before its event a row's vector is read:
 -- 1 microsecond for training (the freshest vector that excludes the event), longer to see what a
 -- store lagging by that much would have served. p_part of p_parts splits the events by entity, for
 -- exports read by several connections at once (each part is in the same order).
@@ -107,7 +108,7 @@ BEGIN
     SELECT string_agg(format('v.%I', f), ', ' ORDER BY i) INTO v_features FROM unnest(fs.features) WITH ORDINALITY AS u(f, i);
     RETURN format(
         'SELECT e.%1$I::text AS event_id, v.entity, e.%2$I AS event_time, v.as_of, '
-        || 'EXISTS (SELECT FROM %3$s AS l WHERE l.%4$I::text = e.%1$I::text AND l.%5$I <= %6$L::timestamptz) AS label, %7$s '
+        || 'EXISTS (SELECT FROM %3$s AS l WHERE l.%4$I::text = e.%1$I::text AND l.%5$I <= %6$L::timestamptz) AS label, %7$s, v.rules AS rule_hits '
         || 'FROM (SELECT * FROM %8$s AS x WHERE x.%2$I >= %9$L::timestamptz AND x.%2$I < %10$L::timestamptz '
         || 'AND x.%2$I <= %6$L::timestamptz %14$s ORDER BY x.%2$I, x.%1$I::text COLLATE "C") AS e '
         || 'CROSS JOIN LATERAL %11$s(e.%12$I::text, e.%2$I - %13$L::interval, to_jsonb(e)) AS v '

@@ -48,6 +48,10 @@ def test_help_lists_every_command(lake_env: dict[str, str]) -> None:
         "freshness",
         "compact",
         "verify",
+        "generate",
+        "export-training",
+        "train",
+        "freshness-cost",
     ):
         assert f"    {command}" in out
 
@@ -132,8 +136,8 @@ def test_demo_lands_trains_serves_and_decides() -> None:
         shutil.rmtree(home, ignore_errors=True)
     assert out.returncode == 0, out.stderr[-3000:]
     text = out.stdout
-    assert "historical transactions by COPY" in text and "registered model fraud v1 (active)" in text
-    assert "ONNX matches scikit-learn within" in text
+    assert "generated and landed" in text and "registered model fraud v1 (active)" in text
+    assert "point-in-time training rows" in text and "ONNX matches LightGBM within" in text
     assert "POST /v1/score unseen card, 250 USD abroad: APPROVE" in text
     assert "POST /v1/decide" in text and "decision log (lake.decisions): " in text
     assert "embedded lake stopped" in text

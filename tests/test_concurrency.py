@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 
-from app.demo_stream import COLUMNS
+from app.generator import TRANSACTION_COLUMNS as COLUMNS
 
 HOT = "card-hot"
 INSERT = "INSERT INTO cards.transactions ({}) VALUES ({})".format(", ".join(COLUMNS), ", ".join(["%s"] * 9))

@@ -13,7 +13,7 @@ import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.demo_stream import COLUMNS
+from app.generator import TRANSACTION_COLUMNS as COLUMNS
 
 HERE = Path(__file__).parent
 INSERT_ONE = "INSERT INTO cards.transactions ({}) VALUES ({})".format(", ".join(COLUMNS), ", ".join(["%s"] * 9))

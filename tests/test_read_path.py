@@ -8,7 +8,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from app.demo_stream import COLUMNS
+from app.generator import TRANSACTION_COLUMNS as COLUMNS
 
 INSERT = "INSERT INTO cards.transactions ({}) VALUES ({})".format(", ".join(COLUMNS), ", ".join(["%s"] * 9))
 

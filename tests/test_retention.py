@@ -9,7 +9,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from app.demo_stream import COLUMNS
+from app.generator import TRANSACTION_COLUMNS as COLUMNS
 
 COPY = "COPY cards.transactions ({}) FROM STDIN".format(", ".join(COLUMNS))
 READ = "SELECT (v).features, (v).ages FROM lake.read_vector('fraud', %s, %s, '{\"amount\": 5}') v"

@@ -22,6 +22,7 @@ from app.generator import CHARGEBACK_COLUMNS, TRANSACTION_COLUMNS, Params, gener
 from app.queries import query
 from app.settings import Settings
 from app.training_export import TrainingSet, export
+from tests.lake_copy import lake_copy
 from tests.onnx_models import logistic
 from tests.service import new_key, serving
 
@@ -101,12 +102,11 @@ def replay(dsn: str, models: list[str]) -> tuple[dict[str, dict[str, dict[str, A
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory: pytest.TempPathFactory, lake_template: Any) -> Iterator[tuple[Any, ...]]:
     """One replay for the module (it takes a few seconds), into a copy of the migrated template."""
-    base = f"postgresql://{lake_template.user}@{lake_template.host}:{lake_template.port}"
-    name = "lake_parity"
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name}")
-        admin.execute(f"CREATE DATABASE {name} TEMPLATE {lake_template.template_dbname}")
-    dsn = f"{base}/{name}"
+    with lake_copy(lake_template, "lake_parity") as dsn:
+        yield replay_and_export(dsn, tmp_path_factory)
+
+
+def replay_and_export(dsn: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, ...]:
     onnx: dict[str, bytes] = {}
     inputs: dict[str, list[str]] = {}
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -132,9 +132,7 @@ def replayed(tmp_path_factory: pytest.TempPathFactory, lake_template: Any) -> It
         path = Path(out) / f"v{version}.parquet"
         export(dsn, TrainingSet("fraud", version, "card_fraud", START, end, end), path)
         exported[version] = pq.read_table(path).to_pylist()
-    yield served, scores, exported, onnx, inputs
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    return served, scores, exported, onnx, inputs
 
 
 def test_exported_rows_equal_what_score_served_live(replayed: Any) -> None:
