@@ -133,12 +133,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from app import generated_output
     from app.generator import Params, generate
 
-    start = datetime.fromisoformat(args.start)
+    start = _time(args.start, option="--start")
+    assert start is not None
     params = Params(
         seed=args.seed,
         cards=args.cards,
         merchants=args.merchants,
-        start=start if start.tzinfo else start.replace(tzinfo=UTC),
+        start=start,
         days=args.days,
         fraud_share=args.fraud_share,
     )
@@ -161,10 +162,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _time(text: str | None, default: datetime | None = None) -> datetime | None:
+def _time(text: str | None, default: datetime | None = None, option: str = "time") -> datetime | None:
     if text is None:
         return default
-    value = datetime.fromisoformat(text)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{option}: not an ISO 8601 time: {text!r}") from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -181,12 +185,12 @@ def _training_set(conn: psycopg.Connection, args: argparse.Namespace) -> Trainin
     from app.training_export import TrainingSet
 
     version = _latest_version(conn, args.feature_set, args.version)
-    cutoff = _time(args.label_cutoff, datetime.now(UTC))
+    cutoff = _time(args.label_cutoff, datetime.now(UTC), "--label-cutoff")
     assert cutoff is not None
     found = conn.execute(query("label_events"), {"label": args.label, "start": None, "end": None}).fetchone()
     first = found[0] if found else None
-    start = _time(args.start, first)
-    end = _time(args.end, cutoff)
+    start = _time(args.start, first, "--start")
+    end = _time(args.end, cutoff, "--end")
     if start is None or end is None:
         raise ValueError(f"label {args.label}: its events source has no events yet")
     return TrainingSet(args.feature_set, version, args.label, start, end, cutoff)
@@ -222,7 +226,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     with psycopg.connect(dsn) as conn:
         params = {"feature_set": meta["feature_set"], "version": meta["version"]}
         usable = [r[0] for r in conn.execute(query("model_inputs"), params).fetchall()]
-    t = training.train(path, usable, test_from=_time(args.test_from), fpr=args.max_fpr, seed=args.seed)
+    t = training.train(
+        path, usable, test_from=_time(args.test_from, option="--test-from"), fpr=args.max_fpr, seed=args.seed
+    )
     e = t.test
     print(
         f"trained LightGBM on {t.train_rows:,} events before {t.split.isoformat()} ({t.train_positives:,} positive), "
@@ -259,8 +265,8 @@ def cmd_freshness_cost(args: argparse.Namespace) -> int:
     from app import freshness_cost as fc
 
     lags = tuple(fc.parse_lag(x.strip()) for x in args.lags.split(",") if x.strip())
-    cutoff = _time(args.label_cutoff, datetime.now(UTC))
-    start, end = _time(args.start), _time(args.end, cutoff)
+    cutoff = _time(args.label_cutoff, datetime.now(UTC), "--label-cutoff")
+    start, end = _time(args.start, option="--start"), _time(args.end, cutoff, "--end")
     assert cutoff is not None and start is not None and end is not None
     dsn = database.database_url()
     with psycopg.connect(dsn) as conn:

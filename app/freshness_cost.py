@@ -2,14 +2,15 @@
 
 Every event of a test period is scored by a registered model twice over: with its vector as of just
 before the event (what this lake serves: the event's predecessors are all in it) and with its vector
-as of ``t - lag`` for each lag (what a store promoting features every `lag` serves at best). All the
+as of ``t - lag`` for each lag: how stale a store promoting features every `lag` is just before its
+next promotion (its vectors are between 0 and `lag` old, `lag / 2` on average). All the
 vectors come from the feature set's own read function (lake.training_statement with that offset),
 with the event as the request payload, so request-time features see the event's own amount and
 country in every case. For each lag:
 
 - PR-AUC and ROC-AUC of the scores against the labels known at the cutoff;
-- fraud caught at the same review rate: the events the analysts can review (the top `review_rate`
-  of the scores) and the share of the labelled fraud among them;
+- fraud caught at the same review rate: the analysts review the top `review_rate` of the scores;
+  the share of all labelled fraud that is among them (recall at that review capacity);
 - decisions that flip: the share of events whose decision (the model's review and decline thresholds
   and the feature set's rules, as /v1/score decides) differs from the fresh one, and the fraud the
   fresh decision stopped (review or decline) that the stale one approves.
@@ -56,7 +57,7 @@ class LagResult:
     positives: int
     pr_auc: float
     roc_auc: float
-    caught: float  # share of labelled fraud in the reviewed top `review_rate`
+    caught: float  # share of all labelled fraud that is in the reviewed top `review_rate` (recall)
     flipped: float  # share of decisions that differ from the fresh ones
     missed: int  # fraud the fresh decision stopped and this one approves
     seconds: float
@@ -142,6 +143,7 @@ def run(
     set_features = list(meta[2])
     results: list[LagResult] = []
     fresh: tuple[np.ndarray, np.ndarray] | None = None
+    fresh_ids: list[str] = []
     bar = Progress(progress, "passes")
     all_lags = (FRESH, *lags)
     for n, lag in enumerate(all_lags):
@@ -154,6 +156,9 @@ def run(
         decided = decisions(model, score, hits)
         if fresh is None:
             fresh = (score, decided)
+            fresh_ids = ids
+        elif ids != fresh_ids:
+            raise ValueError("the test period's events changed between passes (events landed meanwhile): run it again")
         reviewed = max(1, int(round(review_rate * len(score))))
         top = np.argsort(-score, kind="stable")[:reviewed]
         e = evaluate(y, score, 0.01)

@@ -328,7 +328,7 @@ class _Stream:
         else:  # exposure_run_up
             amount = rng.uniform(20, 60)
             spent = 0.0
-            shops = rng.sample(range(len(self.shops)), k=30)
+            shops = rng.sample(range(len(self.shops)), k=min(30, len(self.shops)))
             for shop in shops:
                 channel = "ecom" if self.shops[shop].category in ("online_retail", "digital", "travel") else "pos"
                 out.append(self._tx(card, t, shop, amount, channel, rng, country=card.home, fraud=True))

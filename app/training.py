@@ -80,7 +80,9 @@ def threshold_at_fpr(y: np.ndarray, score: np.ndarray, fpr: float) -> float:
     if len(negatives) == 0:
         return 0.5
     k = int(np.floor(fpr * len(negatives)))  # negatives allowed above the threshold
-    return float(np.nextafter(negatives[-k - 1], np.float32(np.inf))) if k < len(negatives) else 0.0
+    if k >= len(negatives):
+        return 0.0
+    return min(1.0, float(np.nextafter(negatives[-k - 1], np.float32(np.inf))))
 
 
 def _split_thresholds(booster: Any) -> dict[tuple[int, float], set[float]]:
@@ -174,6 +176,8 @@ def train(
     seed: int = 1,
 ) -> Trained:
     t0 = time.perf_counter()
+    if not 0 < fpr < 1:
+        raise ValueError(f"the false-positive rate is a fraction between 0 and 1, got {fpr}")
     import lightgbm as lgb
 
     table, meta, features = load(path, usable)
@@ -214,7 +218,7 @@ def train(
     exported = onnx_scores(onnx, test_x)
     diff = float(np.max(np.abs(exported - native))) if len(native) else 0.0
     if diff > AGREEMENT:
-        raise RuntimeError(f"the ONNX export differs from LightGBM by {diff:.2e} on the test set (limit {AGREEMENT})")
+        raise ValueError(f"the ONNX export differs from LightGBM by {diff:.2e} on the test set (limit {AGREEMENT})")
     return Trained(
         onnx=onnx,
         features=features,

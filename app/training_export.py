@@ -23,6 +23,7 @@ import numpy as np
 import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
+from psycopg import sql
 from psycopg.types.numeric import FloatLoader
 
 from app.progress import Progress
@@ -121,12 +122,16 @@ def statement(conn: psycopg.Connection, ts: TrainingSet, part: int = 0, parts: i
     return str(row[0])
 
 
-def _batches(dsn: str, text: str, batch: int) -> Iterator[list[tuple[Any, ...]]]:
-    """Rows of one export statement, a batch at a time, from a server-side cursor in one snapshot."""
+def _batches(dsn: str, text: str, batch: int, snapshot: str | None) -> Iterator[list[tuple[Any, ...]]]:
+    """Rows of one export statement, a batch at a time, from a server-side cursor; in the exported
+    `snapshot` when given, so every worker of one export reads the same state."""
     with psycopg.connect(dsn) as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
         conn.adapters.register_loader("numeric", FloatLoader)  # features go to float64 columns anyway
         with conn.transaction(), conn.cursor(name="training_export") as cur:
+            if snapshot is not None:
+                conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
             cur.execute(text.encode())
             while rows := cur.fetchmany(batch):
                 yield rows
@@ -137,20 +142,23 @@ def _threaded(produce: Iterator[list[tuple[Any, ...]]], depth: int = 4) -> Itera
     q: queue.Queue[list[tuple[Any, ...]] | BaseException | None] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def put(item: list[tuple[Any, ...]] | BaseException | None) -> bool:
+        while not stop.is_set():  # the consumer may be gone: never block for good
+            try:
+                q.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def run() -> None:
         try:
             for b in produce:
-                while not stop.is_set():
-                    try:
-                        q.put(b, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(b):
                     return
-            q.put(None)
+            put(None)
         except BaseException as exc:  # handed over to the consumer, raised there
-            q.put(exc)
+            put(exc)
         finally:
             close = getattr(produce, "close", None)
             if close is not None:
@@ -169,18 +177,26 @@ def _threaded(produce: Iterator[list[tuple[Any, ...]]], depth: int = 4) -> Itera
 
 
 def rows(dsn: str, ts: TrainingSet, workers: int = 1, batch: int = BATCH) -> Iterator[tuple[Any, ...]]:
-    """Every training row in (event time, event id) order."""
+    """Every training row in (event time, event id) order, all workers in one snapshot."""
+    if workers < 1:
+        raise ValueError("workers must be at least 1")
     with psycopg.connect(dsn) as conn:
         texts = [statement(conn, ts, k, workers) for k in range(workers)]
+        conn.commit()
+        if workers == 1:
+            for b in _threaded(_batches(dsn, texts[0], batch, None)):
+                yield from b
+            return
+        # The snapshot stays importable while this transaction is open: until the export ends.
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        with conn.transaction():
+            snapshot = str(conn.execute("SELECT pg_export_snapshot()").fetchone()[0])  # type: ignore[index]
 
-    def flat(k: int) -> Iterator[tuple[Any, ...]]:
-        for b in _threaded(_batches(dsn, texts[k], batch)):
-            yield from b
+            def flat(k: int) -> Iterator[tuple[Any, ...]]:
+                for b in _threaded(_batches(dsn, texts[k], batch, snapshot)):
+                    yield from b
 
-    if workers == 1:
-        yield from flat(0)
-    else:
-        yield from heapq.merge(*(flat(k) for k in range(workers)), key=lambda r: (r[2], r[0].encode()))
+            yield from heapq.merge(*(flat(k) for k in range(workers)), key=lambda r: (r[2], r[0].encode()))
 
 
 def export(
@@ -203,12 +219,16 @@ def export(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial")
     width = len(sch.names)
+    text = {i for i, f in enumerate(sch) if pa.types.is_string(f.type)}  # dates, intervals, json: as text
     try:
         with pq.ParquetWriter(tmp, sch) as writer:
             chunk: list[tuple[Any, ...]] = []
 
             def flush() -> None:
-                columns = [[r[i] for r in chunk] for i in range(width)]
+                columns = [
+                    [None if r[i] is None else str(r[i]) for r in chunk] if i in text else [r[i] for r in chunk]
+                    for i in range(width)
+                ]
                 writer.write_table(pa.Table.from_arrays(columns, schema=sch))
                 result.rows += len(chunk)
                 result.positives += sum(1 for r in chunk if r[4])

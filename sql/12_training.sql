@@ -4,7 +4,8 @@
 -- chargeback naming the transaction it disputes, reported days later). A training row is one event of
 -- the events source: its feature vector read by the feature set's own generated read function as of
 -- just before the event (so neither the event itself nor anything later is in it), with the event row
--- as the request payload (as /v1/decide reads it), and its label as known at a cutoff: true when a
+-- as the request payload (as /v1/decide reads it; the landing time, which comes after the event, is
+-- left out), and its label as known at a cutoff: true when a
 -- label row naming the event was reported at or before the cutoff.
 
 CREATE TABLE lake.labels (
@@ -111,11 +112,12 @@ BEGIN
         || 'EXISTS (SELECT FROM %3$s AS l WHERE l.%4$I::text = e.%1$I::text AND l.%5$I <= %6$L::timestamptz) AS label, %7$s, v.rules AS rule_hits '
         || 'FROM (SELECT * FROM %8$s AS x WHERE x.%2$I >= %9$L::timestamptz AND x.%2$I < %10$L::timestamptz '
         || 'AND x.%2$I <= %6$L::timestamptz %14$s ORDER BY x.%2$I, x.%1$I::text COLLATE "C") AS e '
-        || 'CROSS JOIN LATERAL %11$s(e.%12$I::text, e.%2$I - %13$L::interval, to_jsonb(e)) AS v '
+        || 'CROSS JOIN LATERAL %11$s(e.%12$I::text, e.%2$I - %13$L::interval, to_jsonb(e) %15$s) AS v '
         || 'ORDER BY e.%2$I, e.%1$I::text COLLATE "C"',
         ev.id_column, ev.time_column, lb.table_name, lbl.event_column, lb.time_column, p_cutoff, v_features,
         ev.table_name, p_start, p_end, fs.read_function::oid::regproc, ev.entity_column, p_offset,
         CASE WHEN p_parts > 1
-             THEN format('AND abs(hashtext(x.%I::text) %% %s) = %s', ev.entity_column, p_parts, p_part) ELSE '' END);
+             THEN format('AND abs(hashtext(x.%I::text) %% %s) = %s', ev.entity_column, p_parts, p_part) ELSE '' END,
+        CASE WHEN ev.landed_column IS NOT NULL THEN format('- %L', ev.landed_column) ELSE '' END);
 END $$;
 COMMENT ON FUNCTION lake.training_statement(text, int, text, timestamptz, timestamptz, timestamptz, interval, int, int) IS 'the point-in-time training export of a feature set and a label: one row per event, its vector as of just before it, its label as known at the cutoff';

@@ -128,7 +128,6 @@ def test_freshness_cost_fresh_column_is_point_in_time_and_lags_cost(period: tupl
     x, y = matrix(test, inputs)
     assert fresh.events == len(y) and fresh.positives == int(y.sum())
     assert fresh.pr_auc == pytest.approx(average_precision_score(y, onnx_scores(model.onnx, x)), abs=1e-9)
-    assert fresh.flipped == 0 and fresh.missed == 0
     # Staleness costs: the burst features are gone five minutes back.
     assert five.flipped > 0 and five.missed > 0
     assert five.caught < fresh.caught
