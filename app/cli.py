@@ -14,7 +14,7 @@ import alembic.util.exc
 import psycopg
 import sqlalchemy.exc
 
-from app import cli_admin, database, migrate
+from app import cli_admin, database, migrate, registry
 from app.embedded import EmbeddedError, find_bindir
 from app.onnx_model import ModelInputError
 from app.queries import query
@@ -172,19 +172,10 @@ def _time(text: str | None, default: datetime | None = None, option: str = "time
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _latest_version(conn: psycopg.Connection, feature_set: str, version: int | None) -> int:
-    if version is not None:
-        return version
-    row = conn.execute(query("latest_feature_set_version"), {"feature_set": feature_set}).fetchone()
-    if row is None or row[0] is None:
-        raise ValueError(f"unknown feature set {feature_set!r}")
-    return int(row[0])
-
-
 def _training_set(conn: psycopg.Connection, args: argparse.Namespace) -> TrainingSet:
     from app.training_export import TrainingSet
 
-    version = _latest_version(conn, args.feature_set, args.version)
+    version = args.version or registry.latest_feature_set_version(conn, args.feature_set)
     cutoff = _time(args.label_cutoff, datetime.now(UTC), "--label-cutoff")
     assert cutoff is not None
     found = conn.execute(query("label_events"), {"label": args.label, "start": None, "end": None}).fetchone()
@@ -217,15 +208,14 @@ def cmd_export_training(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from app import registry, training
+    from app import training
     from app.training_export import described
 
     path = Path(args.data)
     meta = described(path)
     dsn = database.database_url()
     with psycopg.connect(dsn) as conn:
-        params = {"feature_set": meta["feature_set"], "version": meta["version"]}
-        usable = [r[0] for r in conn.execute(query("model_inputs"), params).fetchall()]
+        usable = registry.model_inputs(conn, meta["feature_set"], meta["version"])
     t = training.train(
         path, usable, test_from=_time(args.test_from, option="--test-from"), fpr=args.max_fpr, seed=args.seed
     )
@@ -244,17 +234,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.status == "none":
         return 0
     with psycopg.connect(dsn) as conn:
-        out = registry.register_model(
-            conn,
-            args.name,
-            t.onnx,
-            t.feature_set,
-            feature_set_version=t.feature_set_version,
-            features=t.features,
-            review_at=t.review_at,
-            decline_at=t.decline_at,
-            status=args.status,
-        )
+        out = training.register(conn, args.name, t, args.status)
     print(f"registered model {out['name']} v{out['version']} ({out['status']}), sha256 {out['sha256'][:12]}")
     return 0
 

@@ -55,7 +55,7 @@ def train_and_register(dsn: str, start: datetime, workers: int = 2) -> dict[str,
     test_from = start + timedelta(days=TRAIN_DAYS)
     end = test_from + timedelta(days=TEST_DAYS)
     with psycopg.connect(dsn) as conn:
-        usable = [r[0] for r in conn.execute(query("model_inputs"), {"feature_set": "fraud", "version": 1}).fetchall()]
+        usable = registry.model_inputs(conn, "fraud", 1)
     with tempfile.TemporaryDirectory(prefix="contextlake-demo-") as tmp:
         data = Path(tmp) / "train.parquet"
         exported = export(dsn, TrainingSet("fraud", 1, "card_fraud", start, end, now), data, workers=workers)
@@ -71,17 +71,7 @@ def train_and_register(dsn: str, start: datetime, workers: int = 2) -> dict[str,
         f"{e.fpr:.0%} false positives; ONNX matches LightGBM within {t.max_onnx_diff:.1e}"
     )
     with psycopg.connect(dsn) as conn:
-        out = registry.register_model(
-            conn,
-            "fraud",
-            t.onnx,
-            "fraud",
-            feature_set_version=t.feature_set_version,
-            features=t.features,
-            review_at=t.review_at,
-            decline_at=t.decline_at,
-            status="active",
-        )
+        out = training.register(conn, "fraud", t, "active")
     print(f"registered model fraud v{out['version']} (active), sha256 {out['sha256'][:12]}")
     return out
 

@@ -142,8 +142,8 @@ def run(
         raise ValueError(f"unknown feature set {model.feature_set} v{model.feature_set_version}")
     set_features = list(meta[2])
     results: list[LagResult] = []
-    fresh: tuple[np.ndarray, np.ndarray] | None = None
     fresh_ids: list[str] = []
+    fresh_decided = np.zeros(0, dtype=np.int64)
     bar = Progress(progress, "passes")
     all_lags = (FRESH, *lags)
     for n, lag in enumerate(all_lags):
@@ -154,15 +154,13 @@ def run(
             raise ValueError(f"no events of label {label} in [{start.isoformat()}, {end.isoformat()})")
         score = onnx_scores(model.onnx, x)
         decided = decisions(model, score, hits)
-        if fresh is None:
-            fresh = (score, decided)
-            fresh_ids = ids
+        if n == 0:  # the fresh pass: what the others are compared with
+            fresh_ids, fresh_decided = ids, decided
         elif ids != fresh_ids:
             raise ValueError("the test period's events changed between passes (events landed meanwhile): run it again")
         reviewed = max(1, int(round(review_rate * len(score))))
         top = np.argsort(-score, kind="stable")[:reviewed]
         e = evaluate(y, score, 0.01)
-        fresh_decided = fresh[1]
         results.append(
             LagResult(
                 lag=lag,

@@ -12,6 +12,18 @@ from app.onnx_model import check_inputs
 from app.queries import query
 
 
+def latest_feature_set_version(conn: psycopg.Connection, feature_set: str) -> int:
+    row = conn.execute(query("latest_feature_set_version"), {"feature_set": feature_set}).fetchone()
+    if row is None or row[0] is None:
+        raise psycopg.errors.UndefinedObject(f"unknown feature set {feature_set!r}")
+    return int(row[0])
+
+
+def model_inputs(conn: psycopg.Connection, feature_set: str, version: int) -> list[str]:
+    """The features of a set version a model can take (numeric and boolean), in the set's order."""
+    return [r[0] for r in conn.execute(query("model_inputs"), {"feature_set": feature_set, "version": version})]
+
+
 def register_model(
     conn: psycopg.Connection,
     name: str,
@@ -29,13 +41,9 @@ def register_model(
     features (default: every numeric and boolean feature of the set, in its order). The ONNX input
     must take exactly that many features; the lake checks the features against the set."""
     if feature_set_version is None:
-        row = conn.execute(query("latest_feature_set_version"), {"feature_set": feature_set}).fetchone()
-        if row is None or row[0] is None:
-            raise psycopg.errors.UndefinedObject(f"unknown feature set {feature_set!r}")
-        feature_set_version = int(row[0])
+        feature_set_version = latest_feature_set_version(conn, feature_set)
     if features is None:
-        params = {"feature_set": feature_set, "version": feature_set_version}
-        features = [r[0] for r in conn.execute(query("model_inputs"), params).fetchall()]
+        features = model_inputs(conn, feature_set, feature_set_version)
     if version is None:
         row = conn.execute(query("next_model_version"), {"name": name}).fetchone()
         assert row is not None

@@ -21,10 +21,12 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from app import registry
 from app.training_export import described, matrix
 
 AGREEMENT = 1e-5
@@ -232,4 +234,19 @@ def train(
         decline_at=threshold_at_fpr(test_y, exported, fpr / 10),
         max_onnx_diff=diff,
         seconds=time.perf_counter() - t0,
+    )
+
+
+def register(conn: psycopg.Connection, name: str, t: Trained, status: str) -> dict[str, Any]:
+    """Register a trained model with the feature set version, inputs and thresholds it was trained with."""
+    return registry.register_model(
+        conn,
+        name,
+        t.onnx,
+        t.feature_set,
+        feature_set_version=t.feature_set_version,
+        features=t.features,
+        review_at=t.review_at,
+        decline_at=t.decline_at,
+        status=status,
     )

@@ -13,7 +13,7 @@ import heapq
 import json
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -122,7 +122,7 @@ def statement(conn: psycopg.Connection, ts: TrainingSet, part: int = 0, parts: i
     return str(row[0])
 
 
-def _batches(dsn: str, text: str, batch: int, snapshot: str | None) -> Iterator[list[tuple[Any, ...]]]:
+def _batches(dsn: str, text: str, batch: int, snapshot: str | None) -> Generator[list[tuple[Any, ...]]]:
     """Rows of one export statement, a batch at a time, from a server-side cursor; in the exported
     `snapshot` when given, so every worker of one export reads the same state."""
     with psycopg.connect(dsn) as conn:
@@ -137,7 +137,7 @@ def _batches(dsn: str, text: str, batch: int, snapshot: str | None) -> Iterator[
                 yield rows
 
 
-def _threaded(produce: Iterator[list[tuple[Any, ...]]], depth: int = 4) -> Iterator[list[tuple[Any, ...]]]:
+def _threaded(produce: Generator[list[tuple[Any, ...]]], depth: int = 4) -> Iterator[list[tuple[Any, ...]]]:
     """Run a batch producer in its own thread (the server works on the next batch meanwhile)."""
     q: queue.Queue[list[tuple[Any, ...]] | BaseException | None] = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -160,9 +160,7 @@ def _threaded(produce: Iterator[list[tuple[Any, ...]]], depth: int = 4) -> Itera
         except BaseException as exc:  # handed over to the consumer, raised there
             put(exc)
         finally:
-            close = getattr(produce, "close", None)
-            if close is not None:
-                close()  # the producer's connection closes in the thread that opened it
+            produce.close()  # the producer's connection closes in the thread that opened it
 
     t = threading.Thread(target=run, daemon=True)
     t.start()

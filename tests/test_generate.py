@@ -4,9 +4,7 @@ and an idempotent landing into the lake."""
 from __future__ import annotations
 
 import csv
-import os
 import subprocess
-import sys
 from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,19 +13,13 @@ import psycopg
 import pytest
 
 from app.generator import PATTERNS, Params, generate
+from tests.cli_run import contextlake
 
 SMALL = ("--cards", "300", "--merchants", "200", "--days", "6", "--fraud-share", "0.05")
 
 
-def run_generate(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli", "generate", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=env,
-    )
+def run_generate(*args: str, dsn: str | None = None) -> subprocess.CompletedProcess[str]:
+    return contextlake("generate", *args, dsn=dsn)
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -120,12 +112,11 @@ def test_bad_parameters_get_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_generate_into_the_lake_is_idempotent(dsn: str, tmp_path: Path) -> None:
-    env = {**os.environ, "DATABASE_URL": dsn}
     files = run_generate(*SMALL, "--seed", "4", "--out", str(tmp_path))
     assert files.returncode == 0, files.stderr
-    first = run_generate(*SMALL, "--seed", "4", env=env)
+    first = run_generate(*SMALL, "--seed", "4", dsn=dsn)
     assert first.returncode == 0, first.stderr
-    again = run_generate(*SMALL, "--seed", "4", env=env)
+    again = run_generate(*SMALL, "--seed", "4", dsn=dsn)
     assert again.returncode == 0, again.stderr
     assert "already there" in again.stdout
     with psycopg.connect(dsn) as conn:

@@ -4,10 +4,7 @@ freshness experiment whose fresh column is the lake's own point-in-time scoring.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +23,7 @@ from app.generated_output import into_lake
 from app.generator import Params, generate
 from app.training import onnx_scores, threshold_at_fpr
 from app.training_export import TrainingSet, export, matrix
+from tests.cli_run import contextlake
 from tests.lake_copy import lake_copy
 from tests.onnx_models import logistic
 
@@ -34,17 +32,6 @@ PARAMS = Params(seed=31, cards=500, merchants=150, start=START, days=21, fraud_s
 TEST_FROM = START + timedelta(days=13)
 END = START + timedelta(days=17)
 CUTOFF = START + timedelta(days=21)
-
-
-def cli(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
-        env={**os.environ, "DATABASE_URL": dsn},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +47,9 @@ def period(lake_template: Any, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 def test_train_reports_recomputable_metrics_and_registers_an_agreeing_onnx(period: tuple[str, Path]) -> None:
     dsn, data = period
-    done = cli(dsn, "train", "--data", str(data), "--test-from", TEST_FROM.isoformat(), "--status", "active")
+    done = contextlake(
+        "train", "--data", str(data), "--test-from", TEST_FROM.isoformat(), "--status", "active", dsn=dsn
+    )
     assert done.returncode == 0, done.stderr
     out = done.stdout
     roc = float(re.search(r"ROC-AUC (\d\.\d+)", out).group(1))  # type: ignore[union-attr]
@@ -98,11 +87,11 @@ def test_threshold_at_fpr_flags_at_most_that_share_of_negatives() -> None:
 
 def test_train_refuses_what_it_cannot_use(period: tuple[str, Path], tmp_path: Path) -> None:
     dsn, data = period
-    late = cli(dsn, "train", "--data", str(data), "--test-from", CUTOFF.isoformat(), "--status", "none")
+    late = contextlake("train", "--data", str(data), "--test-from", CUTOFF.isoformat(), "--status", "none", dsn=dsn)
     assert late.returncode == 2 and "test period" in late.stderr and "is empty" in late.stderr
     plain = tmp_path / "plain.parquet"
     pq.write_table(pq.read_table(data).replace_schema_metadata(None), plain)
-    foreign = cli(dsn, "train", "--data", str(plain), "--status", "none")
+    foreign = contextlake("train", "--data", str(plain), "--status", "none", dsn=dsn)
     assert foreign.returncode == 2 and "not a contextlake training set" in foreign.stderr
 
 
@@ -134,13 +123,13 @@ def test_freshness_cost_fresh_column_is_point_in_time_and_lags_cost(period: tupl
     assert ten.flipped <= five.flipped
 
     plot = tmp_path / "cost.png"
-    done = cli(
-        dsn, "freshness-cost", "--model", "velocity", "--start", TEST_FROM.isoformat(), "--end", END.isoformat(),
-        "--label-cutoff", CUTOFF.isoformat(), "--lags", "10s,5m", "--review-rate", "0.02", "--plot", str(plot),
+    done = contextlake(
+        "freshness-cost", "--model", "velocity", "--start", TEST_FROM.isoformat(), "--end", END.isoformat(),
+        "--label-cutoff", CUTOFF.isoformat(), "--lags", "10s,5m", "--review-rate", "0.02", "--plot", str(plot), dsn=dsn,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "fresh (this lake)" in done.stdout and "5 min" in done.stdout
     assert f"{five.pr_auc:.3f}" in done.stdout
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
-    bad = cli(dsn, "freshness-cost", "--start", TEST_FROM.isoformat(), "--lags", "soon")
+    bad = contextlake("freshness-cost", "--start", TEST_FROM.isoformat(), "--lags", "soon", dsn=dsn)
     assert bad.returncode == 2 and "not a lag" in bad.stderr

@@ -5,9 +5,6 @@ requests get clear errors."""
 from __future__ import annotations
 
 import bisect
-import os
-import subprocess
-import sys
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +17,7 @@ import pytest
 from app.generated_output import into_lake
 from app.generator import Params, generate
 from app.training_export import TrainingSet, export
+from tests.cli_run import contextlake
 
 START = datetime(2026, 9, 1, tzinfo=UTC)
 PARAMS = Params(seed=11, cards=120, merchants=80, start=START, days=9, fraud_share=0.15)
@@ -159,10 +157,9 @@ def test_bad_requests_get_a_clear_error(lake: str, tmp_path: Path, change: dict[
 
 
 def test_cli_export_training(lake: str, tmp_path: Path) -> None:
-    env = {**os.environ, "DATABASE_URL": lake}
     out = tmp_path / "cli.parquet"
-    args = [sys.executable, "-m", "app.cli", "export-training", "--out", str(out), "--label-cutoff", CUTOFF.isoformat()]
-    done = subprocess.run(args + ["--workers", "2"], env=env, capture_output=True, text=True, timeout=300, check=False)
+    args = ("export-training", "--out", str(out), "--label-cutoff", CUTOFF.isoformat())
+    done = contextlake(*args, "--workers", "2", dsn=lake)
     assert done.returncode == 0, done.stderr
     assert "rows/s" in done.stdout and "100.0%" in done.stderr
     direct = tmp_path / "direct.parquet"
@@ -170,7 +167,5 @@ def test_cli_export_training(lake: str, tmp_path: Path) -> None:
         first = conn.execute("SELECT min(event_time) FROM cards.transactions").fetchone()[0]  # type: ignore[index]
     export(lake, training_set(start=first, end=CUTOFF), direct)
     assert pq.read_table(out).equals(pq.read_table(direct))
-    bad = subprocess.run(
-        args + ["--label", "missing"], env=env, capture_output=True, text=True, timeout=300, check=False
-    )
+    bad = contextlake(*args, "--label", "missing", dsn=lake)
     assert bad.returncode == 2 and "unknown label missing" in bad.stderr

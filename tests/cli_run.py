@@ -1,0 +1,14 @@
+"""The contextlake command in a subprocess, on a given database (DATABASE_URL) or the caller's environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def contextlake(*args: str, dsn: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": dsn} if dsn else None
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args], env=env, capture_output=True, text=True, timeout=600, check=False
+    )
