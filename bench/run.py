@@ -6,7 +6,8 @@
           - COPY of 1,000,000 rows (server-side file)
   reads:  vector reads of the fraud feature set (23 features, 5 windows, 3 rules), 8 clients,
           of quiet cards (windows from raw events) and busy cards (windows from tiles),
-          vs pgbench -S -M prepared on the same cluster
+          vs pgbench -S -M prepared on the same cluster; two references bound what a state layout can
+          reach (bench/read_bounds.sql): windows from one state row per card, and no windows at all
 
 Uses DATABASE_URL when set, else starts a throwaway cluster with the lake settings.
 Usage: .venv/bin/python bench/run.py [--seconds 15] [--rounds 2]
@@ -127,6 +128,11 @@ def measure(base: str, args: argparse.Namespace) -> None:
         conn.execute("VACUUM ANALYZE lake_gen.card_txn_tiles")
         busy = conn.execute("SELECT count(*) FROM lake_gen.card_txn_tiles WHERE tiled_since IS NOT NULL").fetchone()
         print(f"  ({busy[0]:,} busy cards have tiles)", flush=True)  # type: ignore[index]
+        conn.execute((HERE / "read_bounds.sql").read_text())
+        conn.execute("VACUUM ANALYZE bench.card_state")
+        differ = conn.execute((HERE / "read_bounds_check.sql").read_text()).fetchone()
+        if differ is None or differ[0] != 0:
+            raise SystemExit(f"bench.read_state differs from lake_gen.read_fraud_v1 for {differ} of 2,000 cards")
 
     f = lambda n: ["-f", str(HERE / "pgbench" / n)]  # noqa: E731
     print("reads, 8 clients, vs pgbench -S -M prepared on the same cluster:", flush=True)
@@ -134,6 +140,8 @@ def measure(base: str, args: argparse.Namespace) -> None:
         ("quiet cards (30 days, ~10 events each)", "read_vector.sql"),
         ("busy cards (200 events in the last day, tiled)", "read_vector_busy.sql"),
         ("reference: quiet cards, hand-written single statement, typed columns", "read_one_statement.sql"),
+        ("reference: quiet cards, one state row per card with its recent events", "read_state.sql"),
+        ("bound: the same read with no window computed", "read_ceiling.sql"),
     ):
         pair = (("vector", lake, f(script)), ("pgbench_S", pgb, ["-S"]))
         results.append(paired(f"vector read, {label}", *pair, 8, args.seconds, args.rounds))
