@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import httpx
 import psycopg
 
-from app.embedded import free_port, throwaway_cluster
+from app.lake.cluster import free_port, throwaway_cluster
 
 
 def machine() -> str:

@@ -30,9 +30,11 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app import migrate, registry  # noqa: E402
+from app.lake import registry  # noqa: E402
+from app.lake.migrations import migrate
 from bench.common import fresh_database, server, service  # noqa: E402
 from bench.http_client import Connection  # noqa: E402
+from examples.cards.sql import cards_project
 
 COLUMNS = ("event_id", "card_id", "merchant_id", "amount", "currency", "country", "channel", "event_time")
 
@@ -178,7 +180,7 @@ def main() -> None:
     args = ap.parse_args()
     with server() as base:
         dsn, _ = fresh_database(base, "bench_ingest")
-        migrate.upgrade(dsn)
+        migrate(dsn, cards_project())
         with psycopg.connect(dsn) as conn:
             key = registry.create_api_key(conn, "bench", ["ingest", "score"])[1]
         with service(dsn) as url:

@@ -28,9 +28,10 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app import migrate  # noqa: E402
-from app.embedded import find_bindir  # noqa: E402
+from app.lake.cluster import find_bindir  # noqa: E402
+from app.lake.migrations import migrate  # noqa: E402
 from bench.common import fresh_database, machine, server  # noqa: E402
+from examples.cards.sql import cards_project  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 COPY_FILE = "/tmp/contextlake-bench-copy.csv"
@@ -97,7 +98,7 @@ def measure(base: str, args: argparse.Namespace) -> None:
         ).fetchone()[0]  # type: ignore[index]
     pgb = base.rsplit("/", 1)[0] + "/bench_pgbench"
     print(f"settings: {settings}", flush=True)
-    migrate.upgrade(lake)
+    migrate(lake, cards_project())
     subprocess.run([str(find_bindir() / "pgbench"), "-i", "-q", "-s", "10", pgb], check=True, capture_output=True)
     results = []
     with psycopg.connect(lake) as conn:

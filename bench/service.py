@@ -36,11 +36,13 @@ from sklearn.pipeline import make_pipeline
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app import migrate, registry  # noqa: E402
-from app.queries import query  # noqa: E402
-from app.scoring import Catalog  # noqa: E402
+from app.lake import registry  # noqa: E402
+from app.lake.migrations import migrate
+from app.lake.queries import query  # noqa: E402
+from app.serve.scoring import Catalog  # noqa: E402
 from bench.common import fresh_database, server, service  # noqa: E402
 from bench.http_client import Connection  # noqa: E402
+from examples.cards.sql import cards_project
 
 HERE = Path(__file__).resolve().parent
 CARDS = 100_000
@@ -137,7 +139,7 @@ def main() -> None:
     args = ap.parse_args()
     with server() as base:
         dsn, _ = fresh_database(base, "bench_service")
-        migrate.upgrade(dsn)
+        migrate(dsn, cards_project())
         with psycopg.connect(dsn) as conn:
             conn.execute((HERE / "service_setup.sql").read_text())
             k = len(conn.execute(query("model_inputs"), {"feature_set": "fraud", "version": 1}).fetchall())

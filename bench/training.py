@@ -32,11 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import fresh_database, server  # noqa: E402
 
 
-def contextlake(dsn: str, *args: str) -> str:
+def contextlake(dsn: str, *args: str, module: str = "app.cli") -> str:
     t0 = time.perf_counter()
-    print(f"\n$ contextlake {' '.join(args)}", flush=True)
+    shown = "contextlake" if module == "app.cli" else f"python -m {module}"
+    print(f"\n$ {shown} {' '.join(args)}", flush=True)
     done = subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
+        [sys.executable, "-m", module, *args],
         env={**os.environ, "DATABASE_URL": dsn},
         capture_output=True,
         text=True,
@@ -67,23 +68,26 @@ def main() -> None:
         raise SystemExit("--train-days + --test-days must fit in --days")
     with server() as base, tempfile.TemporaryDirectory(prefix="contextlake-training-") as tmp:
         dsn, _ = fresh_database(base, "contextlake_bench_training")
-        contextlake(dsn, "migrate")
+        contextlake(dsn, "migrate", "--project", "examples/cards")
         contextlake(
             dsn, "generate", "--seed", str(args.seed), "--cards", str(args.cards), "--days", str(args.days),
-            "--start", start.isoformat(),
+            "--start", start.isoformat(), module="examples.cards",
         )  # fmt: skip
         data = Path(tmp) / "train.parquet"
         for workers in ("1", "2"):
             contextlake(
-                dsn, "export-training", "--out", str(data), "--end", end.isoformat(),
+                dsn, "export-training", "--out", str(data), "--feature-set", "fraud", "--label", "card_fraud",
+                "--end", end.isoformat(),
                 "--label-cutoff", cutoff.isoformat(), "--workers", workers,
             )  # fmt: skip
         contextlake(
-            dsn, "train", "--data", str(data), "--test-from", test_from.isoformat(), "--status", "active",
+            dsn, "train", "--data", str(data), "--name", "fraud", "--test-from", test_from.isoformat(),
+            "--status", "active",
         )  # fmt: skip
         Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
         contextlake(
-            dsn, "freshness-cost", "--start", test_from.isoformat(), "--end", end.isoformat(),
+            dsn, "freshness-cost", "--model", "fraud", "--label", "card_fraud",
+            "--start", test_from.isoformat(), "--end", end.isoformat(),
             "--label-cutoff", cutoff.isoformat(), "--workers", "2", "--plot", args.plot,
         )  # fmt: skip
 

@@ -9,7 +9,7 @@
 -- ===========================================================================
 
 -- Type of a column of a table, or a clear error naming the table's columns.
-CREATE FUNCTION lake._column_type(p_table regclass, p_column name) RETURNS text
+CREATE OR REPLACE FUNCTION lake._column_type(p_table regclass, p_column name) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     t text;
@@ -31,7 +31,7 @@ COMMENT ON FUNCTION lake._column_type(regclass, name) IS 'column type (with its 
 
 -- The same type without its modifier: parameters are cast to it, so a too-long key is no key
 -- rather than a silently truncated one.
-CREATE FUNCTION lake._column_base_type(p_table regclass, p_column name) RETURNS text
+CREATE OR REPLACE FUNCTION lake._column_base_type(p_table regclass, p_column name) RETURNS text
 LANGUAGE sql STABLE AS $$
     SELECT format_type(lake._column_type(p_table, p_column)::regtype, NULL)
 $$;
@@ -39,14 +39,14 @@ COMMENT ON FUNCTION lake._column_base_type(regclass, name) IS 'cast target for e
 
 -- An interval as a fixed number of seconds: subtracting '1 day' from a timestamptz follows the
 -- session's time zone across daylight saving changes, subtracting '86400 seconds' does not.
-CREATE FUNCTION lake._fixed_interval(p_interval interval) RETURNS interval
+CREATE OR REPLACE FUNCTION lake._fixed_interval(p_interval interval) RETURNS interval
 LANGUAGE sql IMMUTABLE AS $$
     SELECT make_interval(secs => extract(epoch FROM p_interval))
 $$;
 COMMENT ON FUNCTION lake._fixed_interval(interval) IS 'windows are exact durations, whatever the session TimeZone';
 
 -- Whether sum() applies to the type, and the type the state keeps the sum in.
-CREATE FUNCTION lake._sum_type(p_type regtype) RETURNS regtype
+CREATE OR REPLACE FUNCTION lake._sum_type(p_type regtype) RETURNS regtype
 LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE
         WHEN p_type IN ('real'::regtype, 'double precision'::regtype) THEN 'double precision'::regtype
@@ -56,7 +56,7 @@ $$;
 COMMENT ON FUNCTION lake._sum_type(regtype) IS 'numeric types are summed (floats as double precision, integers and numeric as numeric); NULL means not summable';
 
 -- Whether min()/max() exist for the type.
-CREATE FUNCTION lake._has_minmax(p_type regtype) RETURNS boolean
+CREATE OR REPLACE FUNCTION lake._has_minmax(p_type regtype) RETURNS boolean
 LANGUAGE sql STABLE AS $$
     SELECT EXISTS (SELECT 1 FROM pg_aggregate a JOIN pg_proc p ON p.oid = a.aggfnoid
                     WHERE p.proname = 'min' AND p.pronamespace = 'pg_catalog'::regnamespace
@@ -65,7 +65,7 @@ $$;
 COMMENT ON FUNCTION lake._has_minmax(regtype) IS 'min and max are kept only for types that have them';
 
 -- Start of the tile of p_grain seconds that holds p_time (grain 0: the lifetime row).
-CREATE FUNCTION lake.tile_start(p_time timestamptz, p_grain int) RETURNS timestamptz
+CREATE OR REPLACE FUNCTION lake.tile_start(p_time timestamptz, p_grain int) RETURNS timestamptz
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE WHEN p_grain = 0 THEN '-infinity'::timestamptz
                 ELSE date_bin(make_interval(secs => p_grain), p_time, timestamptz 'epoch') END
@@ -73,7 +73,7 @@ $$;
 COMMENT ON FUNCTION lake.tile_start(timestamptz, int) IS 'tiles are aligned to the Unix epoch so every grain nests in the coarser ones';
 
 -- The tile grain a window is read from: the largest standard grain with at least 4 tiles in the window.
-CREATE FUNCTION lake.grain_for(p_window interval) RETURNS int
+CREATE OR REPLACE FUNCTION lake.grain_for(p_window interval) RETURNS int
 LANGUAGE sql IMMUTABLE AS $$
     SELECT coalesce(max(g), 1)
       FROM unnest('{1,10,60,300,3600,86400}'::int[]) AS g
@@ -84,6 +84,7 @@ COMMENT ON FUNCTION lake.grain_for(interval) IS 'bounds both the tiles a window 
 -- ===========================================================================
 -- Code generation: the column lists of one source's state
 -- ===========================================================================
+DROP TYPE IF EXISTS lake._state_sql CASCADE;
 CREATE TYPE lake._state_sql AS (
     agg_columns  text,  -- column definitions of the aggregate composite
     agg_names    text,  -- column names of the aggregate composite
@@ -99,7 +100,7 @@ CREATE TYPE lake._state_sql AS (
     on_conflict  text   -- SET list adding an excluded state row to a stored one (alias t)
 );
 
-CREATE FUNCTION lake._state_sql(p_source text) RETURNS lake._state_sql
+CREATE OR REPLACE FUNCTION lake._state_sql(p_source text) RETURNS lake._state_sql
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     s lake.sources;
@@ -204,7 +205,7 @@ COMMENT ON FUNCTION lake._state_sql(text) IS 'SQL fragments for one source''s st
 -- ===========================================================================
 
 -- The CTE lake_e: the events of p_from, each carrying its entity's last values (one sort, window functions).
-CREATE FUNCTION lake._last_values_cte(p_source text, p_from text) RETURNS text
+CREATE OR REPLACE FUNCTION lake._last_values_cte(p_source text, p_from text) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     s lake.sources;
@@ -219,7 +220,7 @@ COMMENT ON FUNCTION lake._last_values_cte(text, text) IS 'code generation: input
 -- The landing bookkeeping of a lifetime upsert (alias t, excluded): events landed today, and the
 -- switch to tiles once tile_threshold of them land in one day. Tiles are complete from the newest
 -- event time the entity had before the switch.
-CREATE FUNCTION lake._land_set_sql(p_threshold int) RETURNS text
+CREATE OR REPLACE FUNCTION lake._land_set_sql(p_threshold int) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
     SELECT format(', land_day = excluded.land_day, land_n = %1$s, '
                   || 'tiled_since = CASE WHEN t.tiled_since IS NOT NULL THEN t.tiled_since '
@@ -232,7 +233,7 @@ COMMENT ON FUNCTION lake._land_set_sql(int) IS 'code generation: shared by the b
 -- Folds lake_e into one lifetime-style row per entity of p_target at p_grain (0: lifetime, -1: archive
 -- of compacted events). With p_land, also the hot-entity bookkeeping of landing, returning each
 -- entity's tiled_since.
-CREATE FUNCTION lake._fold_life_sql(p_source text, p_target text, p_grain int, p_land boolean) RETURNS text
+CREATE OR REPLACE FUNCTION lake._fold_life_sql(p_source text, p_target text, p_grain int, p_land boolean) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     s lake.sources;
@@ -256,7 +257,7 @@ COMMENT ON FUNCTION lake._fold_life_sql(text, text, int, boolean) IS 'lifetime f
 
 -- Folds the events of p_from into tile rows of every grain; with p_hot_only only for entities the
 -- statement's lifetime upsert (CTE lake_life) reports as tiled.
-CREATE FUNCTION lake._fold_tiles_sql(p_source text, p_from text, p_target text, p_hot_only boolean) RETURNS text
+CREATE OR REPLACE FUNCTION lake._fold_tiles_sql(p_source text, p_from text, p_target text, p_hot_only boolean) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     s lake.sources;
@@ -280,7 +281,7 @@ $$;
 COMMENT ON FUNCTION lake._fold_tiles_sql(text, text, text, boolean) IS 'tile fold: the trigger runs it for hot entities only, verify for all';
 
 -- The one statement that maintains a source's state from a batch of landed events.
-CREATE FUNCTION lake._land_sql(p_source text, p_from text) RETURNS text
+CREATE OR REPLACE FUNCTION lake._land_sql(p_source text, p_from text) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     target text := format('lake_gen.%I', p_source || '_tiles');
@@ -299,7 +300,7 @@ COMMENT ON FUNCTION lake._land_sql(text, text) IS 'the set-wise statement the ma
 
 -- The maintenance trigger function: a direct upsert for a single-row statement (no sort, no
 -- grouping, tiles only when the entity has them), the set-wise statement for a batch.
-CREATE FUNCTION lake._maintain_function_sql(p_source text) RETURNS text
+CREATE OR REPLACE FUNCTION lake._maintain_function_sql(p_source text) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     s lake.sources;
@@ -338,21 +339,19 @@ COMMENT ON FUNCTION lake._maintain_function_sql(text) IS 'code generation: the t
 -- Code generation: state table, maintenance trigger, lifetime helper
 -- ===========================================================================
 
--- (Re)creates every generated object of an event source and rebuilds its state from the landing table.
-CREATE FUNCTION lake._generate_source(p_source text) RETURNS void
+-- (Re)creates the state of an event source (its aggregate type and state table), then its code, and
+-- rebuilds the state from the landing table.
+CREATE OR REPLACE FUNCTION lake._generate_source(p_source text) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     s lake.sources;
     q lake._state_sql := lake._state_sql(p_source);
     key_t text;
-    trig text := 'lake_maintain_' || p_source;
-    guard text := 'lake_append_only_' || p_source;
 BEGIN
     SELECT * INTO STRICT s FROM lake.sources WHERE name = p_source;
     key_t := lake._column_type(s.table_name, s.entity_column);
 
-    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', trig, s.table_name);
-    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', guard, s.table_name);
+    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'lake_maintain_' || p_source, s.table_name);
     EXECUTE format('DROP TABLE IF EXISTS lake_gen.%I', p_source || '_tiles');
     EXECUTE format('DROP TYPE IF EXISTS lake_gen.%I CASCADE', p_source || '_agg');
 
@@ -366,15 +365,36 @@ BEGIN
     EXECUTE format('COMMENT ON TABLE lake_gen.%I IS %L', p_source || '_tiles',
                    'state of source ' || p_source || ': per entity a lifetime row (grain 0), an archive row of compacted events '
                    || '(grain -1) and, for entities past the tile threshold, time tiles of grains '
-                   || coalesce(nullif(array_to_string(s.grains, ', '), ''), '(none)') || ' s; maintained by trigger ' || trig);
+                   || coalesce(nullif(array_to_string(s.grains, ', '), ''), '(none)') || ' s; maintained by trigger lake_maintain_' || p_source);
+    PERFORM lake._generate_source_code(p_source);
+
+    -- Rebuild state from the events already landed, as if they had landed in one statement.
+    EXECUTE lake._land_sql(p_source, s.table_name::text);
+END
+$$;
+COMMENT ON FUNCTION lake._generate_source(text) IS 'generates the state table, trigger and lifetime helper of an event source from the catalog, and rebuilds its state from raw events';
+
+-- (Re)creates the code of an event source over its existing state: maintenance function and trigger,
+-- append-only guard, lifetime helper. The state is kept, so an engine upgrade can run it on any lake.
+CREATE OR REPLACE FUNCTION lake._generate_source_code(p_source text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    s lake.sources;
+    q lake._state_sql := lake._state_sql(p_source);
+    key_t text;
+    trig text := 'lake_maintain_' || p_source;
+    guard text := 'lake_append_only_' || p_source;
+BEGIN
+    SELECT * INTO STRICT s FROM lake.sources WHERE name = p_source;
+    key_t := lake._column_type(s.table_name, s.entity_column);
 
     -- Maintenance: one statement-level trigger, so a batch of N rows is one set-wise statement.
     EXECUTE lake._maintain_function_sql(p_source);
     EXECUTE format(
-        'CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION lake_gen.%I()',
+        'CREATE OR REPLACE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION lake_gen.%I()',
         trig, s.table_name, p_source || '_maintain');
     EXECUTE format(
-        'CREATE TRIGGER %I BEFORE UPDATE OR DELETE OR TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION lake._refuse_change()',
+        'CREATE OR REPLACE TRIGGER %I BEFORE UPDATE OR DELETE OR TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION lake._refuse_change()',
         guard, s.table_name);
     EXECUTE format('COMMENT ON TRIGGER %I ON %s IS %L', trig, s.table_name,
                    'keeps the features of source ' || p_source || ' in the transaction that lands its events');
@@ -383,7 +403,7 @@ BEGIN
 
     -- Lifetime read as of an earlier time: the archive of compacted events plus the raw events up to as_of.
     EXECUTE format($g$
-CREATE FUNCTION lake_gen.%1$I(p_entity %2$s, p_as_of timestamptz)
+CREATE OR REPLACE FUNCTION lake_gen.%1$I(p_entity %2$s, p_as_of timestamptz)
 RETURNS lake_gen.%3$I LANGUAGE plpgsql STABLE AS $f$
 DECLARE
     r lake_gen.%3$I;
@@ -399,15 +419,12 @@ END $f$ $g$,
         q.raw_as_state, s.table_name, s.entity_column, s.time_column);
     EXECUTE format('COMMENT ON FUNCTION lake_gen.%I(%s, timestamptz) IS %L', p_source || '_lifetime_at', key_t,
                    'aggregate of every ' || p_source || ' event of one entity up to as_of (reads before the newest event)');
-
-    -- Rebuild state from the events already landed, as if they had landed in one statement.
-    EXECUTE lake._land_sql(p_source, s.table_name::text);
 END
 $$;
-COMMENT ON FUNCTION lake._generate_source(text) IS 'generates the state table, trigger and lifetime helper of an event source from the catalog, and rebuilds its state from raw events';
+COMMENT ON FUNCTION lake._generate_source_code(text) IS 'generates the maintenance trigger, append-only guard and lifetime helper of an event source over its kept state';
 
 -- Landing tables are append-only: state is derived from every row ever landed.
-CREATE FUNCTION lake._refuse_change() RETURNS trigger
+CREATE OR REPLACE FUNCTION lake._refuse_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'DELETE' AND current_setting('lake.compacting', true) = 'on' THEN

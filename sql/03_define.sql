@@ -7,7 +7,7 @@
 -- ===========================================================================
 
 -- Checks that a column exists and is NOT NULL (entity keys and event times must be).
-CREATE FUNCTION lake._require_not_null(p_table regclass, p_column name) RETURNS void
+CREATE OR REPLACE FUNCTION lake._require_not_null(p_table regclass, p_column name) RETURNS void
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
     PERFORM lake._column_type(p_table, p_column);
@@ -20,7 +20,7 @@ $$;
 COMMENT ON FUNCTION lake._require_not_null(regclass, name) IS 'definition check: keys and times of a source cannot be NULL';
 
 -- Registers a landing table as an event source and generates its state.
-CREATE FUNCTION lake.define_source(
+CREATE OR REPLACE FUNCTION lake.define_source(
     p_name text, p_table regclass, p_entity text, p_entity_column name, p_time_column name, p_id_column name,
     p_landed_column name DEFAULT 'landed_at'
 ) RETURNS void
@@ -57,7 +57,7 @@ $$;
 COMMENT ON FUNCTION lake.define_source(text, regclass, text, name, name, name, name) IS 'declares a landing table as an event source: index on (entity, time), state table, maintenance trigger';
 
 -- Registers a table loaded by an offline job; each row is an entity's values as loaded at loaded_at.
-CREATE FUNCTION lake.define_batch_source(
+CREATE OR REPLACE FUNCTION lake.define_batch_source(
     p_name text, p_table regclass, p_entity text, p_entity_column name, p_loaded_at_column name
 ) RETURNS void
 LANGUAGE plpgsql AS $$
@@ -80,7 +80,7 @@ $$;
 COMMENT ON FUNCTION lake.define_batch_source(text, regclass, text, name, name) IS 'declares a batch feature table; reads take the newest row loaded at or before as_of';
 
 -- Changes when an entity of a source starts getting time tiles; regenerates the trigger.
-CREATE FUNCTION lake.set_tile_threshold(p_source text, p_events_per_day int) RETURNS void
+CREATE OR REPLACE FUNCTION lake.set_tile_threshold(p_source text, p_events_per_day int) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE lake.sources SET tile_threshold = p_events_per_day WHERE name = p_source AND kind = 'events';
@@ -93,7 +93,7 @@ $$;
 COMMENT ON FUNCTION lake.set_tile_threshold(text, int) IS 'knob: events per entity per day after which its windows are kept in tiles (fewer means more tiles, faster reads of busy entities)';
 
 -- Makes the state of a source keep exactly what its features need; regenerates it when that changed.
-CREATE FUNCTION lake._ensure_state(p_source text) RETURNS void
+CREATE OR REPLACE FUNCTION lake._ensure_state(p_source text) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     s lake.sources;
@@ -139,7 +139,7 @@ COMMENT ON FUNCTION lake._ensure_state(text) IS 'keeps a source''s state to what
 -- ===========================================================================
 
 -- Refuses a cold-start value that is not a value of the feature's type.
-CREATE FUNCTION lake._check_cold_start(p_name text, p_cold_start text, p_type text) RETURNS void
+CREATE OR REPLACE FUNCTION lake._check_cold_start(p_name text, p_cold_start text, p_type text) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     IF p_cold_start IS NOT NULL THEN
@@ -153,7 +153,7 @@ $$;
 COMMENT ON FUNCTION lake._check_cold_start(text, text, text) IS 'definition check: a bad cold-start value fails the definition, not every later read';
 
 -- Refuses a second feature of the same name: features are immutable, a change is a new name (_v2).
-CREATE FUNCTION lake._require_new_feature(p_name text) RETURNS void
+CREATE OR REPLACE FUNCTION lake._require_new_feature(p_name text) RETURNS void
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     v int;
@@ -173,7 +173,7 @@ $$;
 COMMENT ON FUNCTION lake._require_new_feature(text) IS 'definition check shared by every define_* of a feature';
 
 -- Declares a feature aggregated from an event source: lifetime when p_window is NULL, else a sliding window.
-CREATE FUNCTION lake.define_feature(
+CREATE OR REPLACE FUNCTION lake.define_feature(
     p_name text, p_source text, p_agg text, p_column name DEFAULT NULL, p_window interval DEFAULT NULL,
     p_cold_start text DEFAULT NULL, p_description text DEFAULT NULL, p_version int DEFAULT 1
 ) RETURNS void
@@ -264,7 +264,7 @@ $$;
 COMMENT ON FUNCTION lake.define_feature(text, text, text, name, interval, text, text, int) IS 'declares a lifetime or sliding-window aggregate of an event source';
 
 -- Declares a feature read from a batch source column, as loaded at or before as_of.
-CREATE FUNCTION lake.define_batch_feature(
+CREATE OR REPLACE FUNCTION lake.define_batch_feature(
     p_name text, p_source text, p_column name, p_cold_start text DEFAULT NULL,
     p_description text DEFAULT NULL, p_version int DEFAULT 1
 ) RETURNS void
@@ -286,7 +286,7 @@ $$;
 COMMENT ON FUNCTION lake.define_batch_feature(text, text, name, text, text, int) IS 'declares a feature that an offline job loads into a batch source';
 
 -- Declares a feature computed at read time from the request payload (request), as_of and the set's other features (f.name).
-CREATE FUNCTION lake.define_on_demand(
+CREATE OR REPLACE FUNCTION lake.define_on_demand(
     p_name text, p_expression text, p_value_type text DEFAULT 'double precision',
     p_description text DEFAULT NULL, p_version int DEFAULT 1
 ) RETURNS void
@@ -307,7 +307,7 @@ COMMENT ON FUNCTION lake.define_on_demand(text, text, text, text, int) IS 'decla
 -- ===========================================================================
 
 -- Declares a named, ordered, versioned feature list and generates its one-snapshot read function.
-CREATE FUNCTION lake.define_feature_set(p_name text, p_version int, p_features text[]) RETURNS regprocedure
+CREATE OR REPLACE FUNCTION lake.define_feature_set(p_name text, p_version int, p_features text[]) RETURNS regprocedure
 LANGUAGE plpgsql AS $$
 DECLARE
     missing text[];
@@ -337,7 +337,7 @@ $$;
 COMMENT ON FUNCTION lake.define_feature_set(text, int, text[]) IS 'declares what a model consumes and generates the STABLE function that reads it in one snapshot';
 
 -- Declares a rule of a feature set: a boolean SQL expression over f.<feature>, request and as_of.
-CREATE FUNCTION lake.define_rule(
+CREATE OR REPLACE FUNCTION lake.define_rule(
     p_feature_set text, p_version int, p_name text, p_predicate text, p_action text, p_reason text
 ) RETURNS void
 LANGUAGE plpgsql AS $$

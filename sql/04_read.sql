@@ -9,7 +9,7 @@
 -- ===========================================================================
 
 -- Volatile functions an expression would call, found in its parse tree (built-ins included).
-CREATE FUNCTION lake._volatile_calls(p_expression text, p_value_type text, p_row_type text) RETURNS text[]
+CREATE OR REPLACE FUNCTION lake._volatile_calls(p_expression text, p_value_type text, p_row_type text) RETURNS text[]
 LANGUAGE plpgsql AS $$
 DECLARE
     tree text;
@@ -32,7 +32,7 @@ $$;
 COMMENT ON FUNCTION lake._volatile_calls(text, text, text) IS 'compiles an expression against a feature set row and lists the VOLATILE functions it calls: those would break one-snapshot reads';
 
 -- Compiles one expression of a feature set and refuses it if it is invalid or volatile.
-CREATE FUNCTION lake._check_expression(p_what text, p_expression text, p_value_type text, p_row_type text) RETURNS void
+CREATE OR REPLACE FUNCTION lake._check_expression(p_what text, p_expression text, p_value_type text, p_row_type text) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     bad text[];
@@ -58,7 +58,7 @@ COMMENT ON FUNCTION lake._check_expression(text, text, text, text) IS 'definitio
 -- ===========================================================================
 
 -- One window feature as an aggregate over the read's rows x that satisfy p_in.
-CREATE FUNCTION lake._window_agg_sql(ft lake.features, p_in text) RETURNS text
+CREATE OR REPLACE FUNCTION lake._window_agg_sql(ft lake.features, p_in text) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE ft.agg
         WHEN 'count' THEN format('sum(x.n) FILTER (WHERE %s)', p_in)
@@ -72,7 +72,7 @@ COMMENT ON FUNCTION lake._window_agg_sql(lake.features, text) IS 'code generatio
 -- The window part of a feature set's read for one event source: one statement computing every
 -- window feature of the source into variables v_<position>, raw events only for entities without
 -- tiles, complete tiles plus raw edges for the others.
-CREATE FUNCTION lake._windows_sql(p_source text, p_i int, p_features text[], OUT decl text, OUT body text)
+CREATE OR REPLACE FUNCTION lake._windows_sql(p_source text, p_i int, p_features text[], OUT decl text, OUT body text)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     src lake.sources;
@@ -203,7 +203,7 @@ END
 $$;
 COMMENT ON FUNCTION lake._windows_sql(text, int, text[]) IS 'code generation: every window feature of one source in one statement';
 
-CREATE FUNCTION lake._generate_feature_set(p_name text, p_version int) RETURNS regprocedure
+CREATE OR REPLACE FUNCTION lake._generate_feature_set(p_name text, p_version int) RETURNS regprocedure
 LANGUAGE plpgsql AS $$
 DECLARE
     fs lake.feature_sets;
@@ -341,7 +341,7 @@ COMMENT ON FUNCTION lake._generate_feature_set(text, int) IS 'generates the STAB
 -- ===========================================================================
 
 -- Refuses an as-of read that compaction has made inexact.
-CREATE FUNCTION lake.check_horizon(p_sources text[], p_as_of timestamptz) RETURNS void
+CREATE OR REPLACE FUNCTION lake.check_horizon(p_sources text[], p_as_of timestamptz) RETURNS void
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     s lake.sources;
@@ -360,7 +360,7 @@ COMMENT ON FUNCTION lake.check_horizon(text[], timestamptz) IS 'as-of reads are 
 
 -- The read for psql and generic callers: resolves the feature set's generated function (latest version
 -- by default) and returns the vector with values, ages and rule flags keyed by name.
-CREATE FUNCTION lake.read_vector(
+CREATE OR REPLACE FUNCTION lake.read_vector(
     p_feature_set text, p_entity text, p_as_of timestamptz DEFAULT now(), p_request jsonb DEFAULT '{}', p_version int DEFAULT NULL
 ) RETURNS lake.vector
 LANGUAGE plpgsql STABLE AS $$
@@ -389,7 +389,7 @@ $$;
 COMMENT ON FUNCTION lake.read_vector(text, text, timestamptz, jsonb, int) IS 'one-snapshot vector read by feature set name; services call the generated function directly to skip the lookup';
 
 -- Everything on the read path that could make a read see more than one snapshot.
-CREATE FUNCTION lake.read_path_problems() RETURNS TABLE (object text, problem text)
+CREATE OR REPLACE FUNCTION lake.read_path_problems() RETURNS TABLE (object text, problem text)
 LANGUAGE plpgsql AS $$
 DECLARE
     fs lake.feature_sets;

@@ -1,7 +1,7 @@
 -- contextlake engine, part 5: freshness, measured and queryable with psql.
 
 -- Per stored feature: the newest event its source landed, whether the state has absorbed it, and how old it is now.
-CREATE FUNCTION lake.feature_freshness_now() RETURNS TABLE (
+CREATE OR REPLACE FUNCTION lake.feature_freshness_now() RETURNS TABLE (
     feature text, kind text, source text, newest_event_id text, newest_event_time timestamptz,
     landed_at timestamptz, state_committed_at timestamptz, absorbed boolean, age interval, age_seconds double precision
 )
@@ -41,11 +41,11 @@ END
 $$;
 COMMENT ON FUNCTION lake.feature_freshness_now() IS 'body of lake.feature_freshness (a function because each source is its own table)';
 
-CREATE VIEW lake.feature_freshness AS SELECT * FROM lake.feature_freshness_now();
+CREATE OR REPLACE VIEW lake.feature_freshness AS SELECT * FROM lake.feature_freshness_now();
 COMMENT ON VIEW lake.feature_freshness IS 'per feature: newest event absorbed, its event time, commit time of the state, age now';
 
 -- Per landing table: distribution of landed minus event time over the recent window.
-CREATE FUNCTION lake.ingest_lag_over(p_window interval) RETURNS TABLE (
+CREATE OR REPLACE FUNCTION lake.ingest_lag_over(p_window interval) RETURNS TABLE (
     source text, events bigint, p50_seconds double precision, p95_seconds double precision,
     p99_seconds double precision, max_seconds double precision, since timestamptz
 )
@@ -65,5 +65,5 @@ END
 $$;
 COMMENT ON FUNCTION lake.ingest_lag_over(interval) IS 'ingest lag (landed minus source event time) percentiles per landing table over any window';
 
-CREATE VIEW lake.ingest_lag AS SELECT * FROM lake.ingest_lag_over(lake.setting('lag_window')::interval);
+CREATE OR REPLACE VIEW lake.ingest_lag AS SELECT * FROM lake.ingest_lag_over(lake.setting('lag_window')::interval);
 COMMENT ON VIEW lake.ingest_lag IS 'per landing table: p50/p95/p99/max of landed minus event time over lake.settings lag_window';

@@ -5,7 +5,7 @@
 -- ===========================================================================
 
 -- Raw events older than the returned time are no longer needed by any read at or after read_horizon.
-CREATE FUNCTION lake.retention_plan(p_now timestamptz DEFAULT now())
+CREATE OR REPLACE FUNCTION lake.retention_plan(p_now timestamptz DEFAULT now())
 RETURNS TABLE (source text, longest_window interval, raw_before timestamptz, read_horizon timestamptz)
 LANGUAGE sql STABLE AS $$
     SELECT s.name, w.longest, r.raw_before, r.raw_before + w.longest
@@ -21,7 +21,7 @@ $$;
 COMMENT ON FUNCTION lake.retention_plan(timestamptz) IS 'what compaction may drop: raw events and window tiles before raw_before; reads before read_horizon become refused';
 
 -- Drops raw events and window tiles no read at or after the read horizon needs; returns what it removed.
-CREATE FUNCTION lake.compact(p_now timestamptz DEFAULT now())
+CREATE OR REPLACE FUNCTION lake.compact(p_now timestamptz DEFAULT now())
 RETURNS TABLE (source text, raw_deleted bigint, tiles_deleted bigint, read_horizon timestamptz)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -57,7 +57,7 @@ $$;
 COMMENT ON FUNCTION lake.compact(timestamptz) IS 'retention: removes raw events and tiles older than the longest window needs, without changing any read at or after the horizon';
 
 -- Schedules compaction with pg_cron where that extension is installed.
-CREATE FUNCTION lake.schedule_compaction(p_cron text DEFAULT '17 * * * *') RETURNS bigint
+CREATE OR REPLACE FUNCTION lake.schedule_compaction(p_cron text DEFAULT '17 * * * *') RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
     job bigint;
@@ -77,7 +77,7 @@ COMMENT ON FUNCTION lake.schedule_compaction(text) IS 'optional: a pg_cron job t
 -- ===========================================================================
 
 -- Every state row that differs from a from-scratch recomputation over the raw events of its source.
-CREATE FUNCTION lake.verify_state() RETURNS TABLE (source text, entity text, grain int, tile_start timestamptz, problem text)
+CREATE OR REPLACE FUNCTION lake.verify_state() RETURNS TABLE (source text, entity text, grain int, tile_start timestamptz, problem text)
 LANGUAGE plpgsql AS $$
 DECLARE
     s lake.sources;

@@ -6,38 +6,15 @@
 -- Model registry
 -- ===========================================================================
 
-CREATE TABLE lake.models (
-    name                text NOT NULL CHECK (name ~ '^[a-z][a-z0-9_]{0,62}$'),
-    version             int NOT NULL CHECK (version > 0),
-    onnx                bytea NOT NULL,
-    sha256              text NOT NULL,
-    feature_set         text NOT NULL,
-    feature_set_version int NOT NULL,
-    features            text[] NOT NULL CHECK (cardinality(features) > 0),
-    review_at           double precision CHECK (review_at BETWEEN 0 AND 1),
-    decline_at          double precision CHECK (decline_at BETWEEN 0 AND 1),
-    status              text NOT NULL CHECK (status IN ('active', 'shadow', 'retired')),
-    registered_at       timestamptz NOT NULL DEFAULT now(),
-    status_changed_at   timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (name, version),
-    FOREIGN KEY (feature_set, feature_set_version) REFERENCES lake.feature_sets (name, version),
-    CHECK (review_at IS NULL OR decline_at IS NULL OR review_at <= decline_at)
-);
-CREATE UNIQUE INDEX models_one_active ON lake.models (name) WHERE status = 'active';
-CREATE UNIQUE INDEX models_one_shadow ON lake.models (name) WHERE status = 'shadow';
-COMMENT ON TABLE lake.models IS
-    'ONNX models by name and version: the feature set (and the features of it, in input order) each consumes, '
-    'its thresholds, and whether it decides (active), is scored beside the active one (shadow) or neither (retired)';
-
 -- Types a model input can take from a vector column (passed as float32; NULL as NaN).
-CREATE FUNCTION lake._is_model_input_type(p_type regtype) RETURNS boolean
+CREATE OR REPLACE FUNCTION lake._is_model_input_type(p_type regtype) RETURNS boolean
 LANGUAGE sql IMMUTABLE AS $$
     SELECT p_type IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype, 'numeric'::regtype,
                       'real'::regtype, 'double precision'::regtype, 'boolean'::regtype)
 $$;
 
 -- The features of a feature set a model can consume (numeric or boolean), in the set's order, with their types.
-CREATE FUNCTION lake.model_inputs(p_feature_set text, p_version int)
+CREATE OR REPLACE FUNCTION lake.model_inputs(p_feature_set text, p_version int)
 RETURNS TABLE (feature text, type text, usable boolean)
 LANGUAGE sql STABLE AS $$
     SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), lake._is_model_input_type(a.atttypid)
@@ -52,7 +29,7 @@ $$;
 
 -- Registers a model version after checking it against its feature set; a new active (or shadow)
 -- version retires the previous active (or shadow) one of that name.
-CREATE FUNCTION lake.register_model(
+CREATE OR REPLACE FUNCTION lake.register_model(
     p_name text, p_version int, p_onnx bytea, p_feature_set text, p_feature_set_version int,
     p_features text[] DEFAULT NULL, p_review_at double precision DEFAULT 0.5,
     p_decline_at double precision DEFAULT 0.9, p_status text DEFAULT 'shadow')
@@ -116,7 +93,7 @@ COMMENT ON FUNCTION lake.register_model IS
     'registers a model version after checking its input features against the feature set (the ONNX input width is checked by the registering client)';
 
 -- Sets a model version's status; activating (or shadowing) retires the version that held that status.
-CREATE FUNCTION lake.set_model_status(p_name text, p_version int, p_status text)
+CREATE OR REPLACE FUNCTION lake.set_model_status(p_name text, p_version int, p_status text)
 RETURNS lake.models
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -142,54 +119,22 @@ END $$;
 COMMENT ON FUNCTION lake.set_model_status IS 'activates, shadows or retires a model version; the service swaps on the notification';
 
 -- Tells listening services which model name changed (they reload it and swap without dropping a request).
-CREATE FUNCTION lake._notify_models() RETURNS trigger
+CREATE OR REPLACE FUNCTION lake._notify_models() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_notify('lake_models', coalesce(NEW.name, OLD.name));
     RETURN NULL;
 END $$;
-CREATE TRIGGER models_notify AFTER INSERT OR UPDATE OR DELETE ON lake.models
+CREATE OR REPLACE TRIGGER models_notify AFTER INSERT OR UPDATE OR DELETE ON lake.models
     FOR EACH ROW EXECUTE FUNCTION lake._notify_models();
 
 -- ===========================================================================
 -- Decision log
 -- ===========================================================================
 
-CREATE TABLE lake.decisions (
-    decision_id         uuid PRIMARY KEY,
-    decided_at          timestamptz NOT NULL,
-    route               text NOT NULL CHECK (route IN ('score', 'decide')),
-    feature_set         text NOT NULL,
-    feature_set_version int NOT NULL,
-    entity              text NOT NULL,
-    source              text,
-    event_id            text,
-    request             jsonb NOT NULL,
-    as_of               timestamptz NOT NULL,
-    snapshot            text NOT NULL,
-    features            jsonb NOT NULL,
-    ages                jsonb NOT NULL,
-    model               text NOT NULL,
-    model_version       int NOT NULL,
-    score               double precision NOT NULL,
-    shadow_model        text,
-    shadow_version      int,
-    shadow_score        double precision,
-    rule_hits           jsonb NOT NULL,
-    reasons             jsonb NOT NULL DEFAULT '[]',
-    outcome             text NOT NULL CHECK (outcome IN ('approve', 'review', 'decline')),
-    latency_ms          jsonb NOT NULL
-);
-CREATE UNIQUE INDEX decisions_event ON lake.decisions (source, event_id) WHERE event_id IS NOT NULL;
-CREATE INDEX decisions_entity ON lake.decisions (entity, decided_at);
-CREATE INDEX decisions_decided_at ON lake.decisions USING brin (decided_at);
-COMMENT ON TABLE lake.decisions IS
-    'every decision: request, vector, ages, snapshot, model and shadow scores, rule hits, outcome, latency '
-    '(decide: written in the transaction that landed the event; score: by the service''s batched writer)';
-
 -- Writes a batch of logged decisions (json objects keyed by column); a decision already logged is skipped,
 -- so a batch retried after a lost acknowledgement writes nothing twice.
-CREATE FUNCTION lake.log_decisions(p_rows jsonb) RETURNS int
+CREATE OR REPLACE FUNCTION lake.log_decisions(p_rows jsonb) RETURNS int
 LANGUAGE sql AS $$
     WITH ins AS (
         INSERT INTO lake.decisions
@@ -203,18 +148,8 @@ $$;
 -- API keys
 -- ===========================================================================
 
-CREATE TABLE lake.api_keys (
-    key_id        text PRIMARY KEY,
-    name          text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
-    secret_sha256 text NOT NULL,
-    scopes        text[] NOT NULL CHECK (cardinality(scopes) > 0 AND scopes <@ ARRAY['score', 'ingest', 'admin']),
-    created_at    timestamptz NOT NULL DEFAULT now(),
-    revoked_at    timestamptz
-);
-COMMENT ON TABLE lake.api_keys IS 'API keys of the service: only the sha256 of each secret is kept; scopes score, ingest, admin';
-
 -- Creates an API key and returns it once (clk_<key id>_<secret>); only the secret's hash is stored.
-CREATE FUNCTION lake.create_api_key(p_name text, p_scopes text[])
+CREATE OR REPLACE FUNCTION lake.create_api_key(p_name text, p_scopes text[])
 RETURNS TABLE (key_id text, api_key text)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -235,7 +170,7 @@ END $$;
 
 -- Registers a key made elsewhere (clk_<12 hex>_<64 hex>), e.g. one a deployment hands to Debezium;
 -- only its hash is stored.
-CREATE FUNCTION lake.import_api_key(p_name text, p_scopes text[], p_key text)
+CREATE OR REPLACE FUNCTION lake.import_api_key(p_name text, p_scopes text[], p_key text)
 RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -257,19 +192,19 @@ BEGIN
 END $$;
 
 -- Revokes an API key (effective at once in every listening service).
-CREATE FUNCTION lake.revoke_api_key(p_key_id text) RETURNS boolean
+CREATE OR REPLACE FUNCTION lake.revoke_api_key(p_key_id text) RETURNS boolean
 LANGUAGE sql AS $$
     WITH r AS (UPDATE lake.api_keys SET revoked_at = now() WHERE key_id = p_key_id AND revoked_at IS NULL RETURNING 1)
     SELECT EXISTS (SELECT FROM r)
 $$;
 
-CREATE FUNCTION lake._notify_api_keys() RETURNS trigger
+CREATE OR REPLACE FUNCTION lake._notify_api_keys() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_notify('lake_api_keys', coalesce(NEW.key_id, OLD.key_id));
     RETURN NULL;
 END $$;
-CREATE TRIGGER api_keys_notify AFTER UPDATE OR DELETE ON lake.api_keys
+CREATE OR REPLACE TRIGGER api_keys_notify AFTER UPDATE OR DELETE ON lake.api_keys
     FOR EACH ROW EXECUTE FUNCTION lake._notify_api_keys();
 
 -- ===========================================================================
@@ -277,7 +212,7 @@ CREATE TRIGGER api_keys_notify AFTER UPDATE OR DELETE ON lake.api_keys
 -- ===========================================================================
 
 -- The catalog row of an events source, or a clear error listing the ones there are.
-CREATE FUNCTION lake._events_source(p_source text) RETURNS lake.sources
+CREATE OR REPLACE FUNCTION lake._events_source(p_source text) RETURNS lake.sources
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     s lake.sources;
@@ -295,7 +230,7 @@ END $$;
 -- type (so '42' and '042' of a bigint key are one entity); waiting is bounded by p_lock_timeout
 -- (error 55P03 past it). Returns the source's entity type, event id and time columns and, when the
 -- event carries an id already decided, that logged decision (an idempotent retry).
-CREATE FUNCTION lake.lock_entity(p_source text, p_entity text, p_event jsonb, p_lock_timeout text DEFAULT '1s')
+CREATE OR REPLACE FUNCTION lake.lock_entity(p_source text, p_entity text, p_event jsonb, p_lock_timeout text DEFAULT '1s')
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -319,7 +254,7 @@ END $$;
 -- and, when absent, the event time (now) and event id (a new uuid) are filled in. Returns the event
 -- id, or NULL when an event with that id had already landed (nothing is landed twice). Runs as the
 -- lake's owner, so the service role writes events only through it.
-CREATE FUNCTION lake.land_event(p_source text, p_entity text, p_event jsonb)
+CREATE OR REPLACE FUNCTION lake.land_event(p_source text, p_entity text, p_event jsonb)
 RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE

@@ -2,14 +2,10 @@
 -- A batch lands in one INSERT (the maintenance trigger folds it set-wise); a batch holding a bad
 -- event falls back to one subtransaction per event, so the bad ones are named and the good ones land.
 
-INSERT INTO lake.settings (key, value, description) VALUES
-    ('max_event_future', '5 minutes',
-     'an event whose time is further ahead of the lake''s clock than this is rejected (clock skew allowance)');
-
 -- Per event of a batch: the reason it cannot land, from its shape alone (NULL: it may land). Unsafe
 -- (p_safe false) it casts the event time without a subtransaction and raises on a bad one, which is
 -- cheap for the usual batch; the caller then checks again safely.
-CREATE FUNCTION lake._event_problem(s lake.sources, p_event jsonb, p_columns text[], p_max_future interval,
+CREATE OR REPLACE FUNCTION lake._event_problem(s lake.sources, p_event jsonb, p_columns text[], p_max_future interval,
                                     p_safe boolean, p_numeric text[])
 RETURNS text
 LANGUAGE plpgsql STABLE AS $$
@@ -73,7 +69,7 @@ END $$;
 -- Lands a batch of events (a json array of objects keyed by landing column) in a source's landing
 -- table. One row per event, in batch order: 'landed', 'duplicate' (an event with that id had landed:
 -- nothing lands twice) or 'rejected' with the reason. Runs as the lake's owner.
-CREATE FUNCTION lake.land_events(p_source text, p_events jsonb)
+CREATE OR REPLACE FUNCTION lake.land_events(p_source text, p_events jsonb)
 RETURNS TABLE (idx int, event_id text, status text, reason text)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE

@@ -2,37 +2,8 @@
 -- A mapping says which lake source an upstream table's rows land in and how its columns map; every
 -- applied change is recorded by its source position, so a redelivered change applies nothing twice.
 
-CREATE TABLE lake.cdc_mappings (
-    upstream_table text PRIMARY KEY CHECK (upstream_table ~ '^[^.]+\.[^.]+$'),
-    source         text NOT NULL REFERENCES lake.sources (name),
-    columns        jsonb NOT NULL CHECK (jsonb_typeof(columns) = 'object'),
-    decode         jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(decode) = 'object'),
-    on_update      text NOT NULL DEFAULT 'ignore' CHECK (on_update IN ('land', 'ignore')),
-    created_at     timestamptz NOT NULL DEFAULT now()
-);
-COMMENT ON TABLE lake.cdc_mappings IS
-    'upstream schema.table -> lake source: columns maps upstream column -> landing column; decode gives the '
-    'encoding of upstream columns when events come without their schema (decimal:<scale>, micro_timestamp, '
-    'timestamp, date); on_update: an update is ignored (default), or lands its new row image as a new event '
-    '(for upstream tables whose updates are events themselves)';
-
-CREATE TABLE lake.cdc_applied (
-    upstream_table text NOT NULL,
-    lsn            bigint NOT NULL,
-    op             text NOT NULL CHECK (op IN ('c', 'r', 'u', 'd', 't')),
-    row_key        text NOT NULL,
-    source_ts      timestamptz,
-    applied_at     timestamptz NOT NULL DEFAULT now(),
-    outcome        text NOT NULL,
-    PRIMARY KEY (upstream_table, lsn, row_key, op)
-);
-CREATE INDEX cdc_applied_at ON lake.cdc_applied USING brin (applied_at);
-COMMENT ON TABLE lake.cdc_applied IS
-    'every applied change by source position (table, LSN, row key, op: several changes can share an LSN), '
-    'with the source commit time; a redelivered change finds its row here and applies nothing';
-
 -- Declares how an upstream table's changes land (run in a migration; a new mapping replaces the old one).
-CREATE FUNCTION lake.define_cdc_mapping(p_upstream_table text, p_source text, p_columns jsonb,
+CREATE OR REPLACE FUNCTION lake.define_cdc_mapping(p_upstream_table text, p_source text, p_columns jsonb,
                                         p_decode jsonb DEFAULT '{}', p_on_update text DEFAULT 'ignore')
 RETURNS void
 LANGUAGE plpgsql AS $$
@@ -84,7 +55,7 @@ END $$;
 -- event (its id suffixed with @<lsn>) or are ignored, per mapping; deletes and truncates leave the
 -- append-only landing table as it is (recorded, not applied). One row per change: 'landed',
 -- 'duplicate' (already applied), 'ignored' or 'rejected' with the reason. Runs as the lake's owner.
-CREATE FUNCTION lake.apply_changes(p_changes jsonb)
+CREATE OR REPLACE FUNCTION lake.apply_changes(p_changes jsonb)
 RETURNS TABLE (idx int, status text, reason text)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -183,7 +154,7 @@ COMMENT ON FUNCTION lake.apply_changes IS
     'applies decoded upstream changes through their CDC mappings, once each by source position';
 
 -- Lag of change data capture per upstream table: applied minus source commit time, recent window.
-CREATE VIEW lake.cdc_lag AS
+CREATE OR REPLACE VIEW lake.cdc_lag AS
 SELECT upstream_table, count(*) AS changes,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM applied_at - source_ts)) AS p50_seconds,
        percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM applied_at - source_ts)) AS p99_seconds,

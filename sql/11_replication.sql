@@ -4,15 +4,9 @@
 -- for replicated rows. A source fed by a subscription gets a row-level twin of its maintenance,
 -- enabled REPLICA: it fires in the apply worker only, and local inserts keep the statement trigger.
 
-CREATE TABLE lake.replica_sources (
-    source     text PRIMARY KEY REFERENCES lake.sources (name),
-    enabled_at timestamptz NOT NULL DEFAULT now()
-);
-COMMENT ON TABLE lake.replica_sources IS 'events sources whose landing table a subscription feeds (row-level replica maintenance)';
-
 -- The row-level replica maintenance function of a source, from its statement-level maintenance: the
 -- same single-event upsert and tile fold, reading the row from NEW instead of the transition table.
-CREATE FUNCTION lake._generate_replica_row_function(p_source text) RETURNS void
+CREATE OR REPLACE FUNCTION lake._generate_replica_row_function(p_source text) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     body text := lake._maintain_function_sql(p_source);
@@ -38,7 +32,7 @@ END $$;
 
 -- Row-level guard of the apply worker: a replicated update, delete or truncate of a landing table would
 -- change raw events behind the state (publish inserts only); it stops the subscription, loudly.
-CREATE FUNCTION lake._refuse_replicated_change() RETURNS trigger
+CREATE OR REPLACE FUNCTION lake._refuse_replicated_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION 'landing table %.% is append-only: publish inserts only (WITH (publish = ''insert''))',
@@ -47,7 +41,7 @@ END $$;
 
 -- Declares that a subscription feeds a source's landing table: the replica row maintenance and guard,
 -- both enabled REPLICA (they fire in the apply worker only).
-CREATE FUNCTION lake.enable_replica_maintenance(p_source text) RETURNS void
+CREATE OR REPLACE FUNCTION lake.enable_replica_maintenance(p_source text) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     s lake.sources;
@@ -71,7 +65,7 @@ END $$;
 
 -- A source whose state changed shape (new features, a new tile threshold) regenerates its replica
 -- function; the triggers keep their names, so the landing table is not locked for it.
-CREATE FUNCTION lake._refresh_replica_row() RETURNS trigger
+CREATE OR REPLACE FUNCTION lake._refresh_replica_row() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF EXISTS (SELECT FROM lake.replica_sources WHERE source = NEW.name) THEN
@@ -79,12 +73,12 @@ BEGIN
     END IF;
     RETURN NULL;
 END $$;
-CREATE TRIGGER sources_refresh_replica_row
+CREATE OR REPLACE TRIGGER sources_refresh_replica_row
     AFTER UPDATE OF state_aggs, tracked_columns, distinct_columns, grains, tile_threshold ON lake.sources
     FOR EACH ROW EXECUTE FUNCTION lake._refresh_replica_row();
 
 -- Subscriptions into the lake: how far behind the publisher each one is.
-CREATE VIEW lake.subscription_lag AS
+CREATE OR REPLACE VIEW lake.subscription_lag AS
 SELECT subname AS subscription, received_lsn, latest_end_lsn,
        extract(epoch FROM last_msg_receipt_time - last_msg_send_time) AS transport_seconds,
        extract(epoch FROM now() - latest_end_time) AS since_last_confirmed_seconds,

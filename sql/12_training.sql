@@ -8,16 +8,7 @@
 -- left out), and its label as known at a cutoff: true when a
 -- label row naming the event was reported at or before the cutoff.
 
-CREATE TABLE lake.labels (
-    name          text PRIMARY KEY CHECK (name ~ '^[a-z][a-z0-9_]{0,39}$'),
-    events_source text NOT NULL REFERENCES lake.sources (name),
-    label_source  text NOT NULL REFERENCES lake.sources (name),
-    event_column  name NOT NULL,
-    created_at    timestamptz NOT NULL DEFAULT now()
-);
-COMMENT ON TABLE lake.labels IS 'training labels: a label source whose rows name events of an events source (event_column holds the event id); a row reported at or before the cutoff marks its event';
-
-CREATE FUNCTION lake.define_label(p_name text, p_events_source text, p_label_source text, p_event_column name)
+CREATE OR REPLACE FUNCTION lake.define_label(p_name text, p_events_source text, p_label_source text, p_event_column name)
 RETURNS lake.labels
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -44,7 +35,7 @@ END $$;
 COMMENT ON FUNCTION lake.define_label(text, text, text, name) IS 'defines a training label: rows of a label source naming events of an events source by id';
 
 -- The events a label's training set can draw from, within [p_start, p_end) when given.
-CREATE FUNCTION lake.label_events(p_label text, p_start timestamptz DEFAULT NULL, p_end timestamptz DEFAULT NULL)
+CREATE OR REPLACE FUNCTION lake.label_events(p_label text, p_start timestamptz DEFAULT NULL, p_end timestamptz DEFAULT NULL)
 RETURNS TABLE (first_event timestamptz, last_event timestamptz, events bigint)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -69,7 +60,7 @@ COMMENT ON FUNCTION lake.label_events(text, timestamptz, timestamptz) IS 'first 
 -- 1 microsecond for training (the freshest vector that excludes the event), longer to see what a
 -- store lagging by that much would have served. p_part of p_parts splits the events by entity, for
 -- exports read by several connections at once (each part is in the same order).
-CREATE FUNCTION lake.training_statement(
+CREATE OR REPLACE FUNCTION lake.training_statement(
     p_feature_set text, p_version int, p_label text,
     p_start timestamptz, p_end timestamptz, p_cutoff timestamptz,
     p_offset interval DEFAULT '1 microsecond', p_part int DEFAULT 0, p_parts int DEFAULT 1)

@@ -12,8 +12,9 @@ import pytest
 from pytest_postgresql import factories
 from pytest_postgresql.executors import NoopExecutor
 
-from app import migrate
-from app.embedded import Cluster, throwaway_cluster
+from app.lake.cluster import Cluster, throwaway_cluster
+from app.lake.migrations import migrate
+from examples.cards.sql import cards_project
 
 TEST_TMP = os.environ.get("CONTEXTLAKE_TEST_TMP")
 
@@ -38,8 +39,8 @@ def lake_server(lake_cluster: Cluster) -> NoopExecutor:
 
 
 def load_lake(host: str, port: int, user: str, dbname: str, password: str | None, **_: object) -> None:
-    """Template database: every migration applied once per session."""
-    migrate.upgrade(f"postgresql://{user}@{host}:{port}/{dbname}")
+    """Template database: the engine and the card example project, migrated once per session."""
+    migrate(f"postgresql://{user}@{host}:{port}/{dbname}", cards_project())
 
 
 lake_template = factories.postgresql_noproc(depends_on="lake_server", dbname="lake", load=[load_lake])
@@ -57,3 +58,17 @@ def dsn(lake_conn: psycopg.Connection) -> str:
 def conn(dsn: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(dsn, autocommit=True) as c:
         yield c
+
+
+@pytest.fixture
+def empty_dsn(lake_cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A database of its own with nothing in it (for migrating from scratch), dropped afterwards."""
+    name = "empty_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:50]
+    with psycopg.connect(lake_cluster.dsn("postgres"), autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield lake_cluster.dsn(name)
+    finally:
+        with psycopg.connect(lake_cluster.dsn("postgres"), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

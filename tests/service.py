@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import psycopg
 
-from app import registry
-from app.local_server import serving, wait_ready
+from app.lake import registry
+from app.serve.local_server import serving, wait_ready
 
 __all__ = ["new_key", "serving", "wait_ready"]
 

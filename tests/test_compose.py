@@ -3,7 +3,6 @@ wires matches what the code reads and serves, and run its upstream schema on a r
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -13,19 +12,19 @@ import psycopg
 import pytest
 import yaml
 
-from app.main import create_app
-from app.paths import PROJECT_ROOT
+from app.serve.main import create_app
 from app.settings import Settings
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]
 
 
 def env_read_by_the_code() -> set[str]:
-    names: set[str] = set()
-    for path in (PROJECT_ROOT / "app").rglob("*.py"):
-        names |= set(re.findall(r'"((?:CONTEXTLAKE_[A-Z_]+)|DATABASE_URL)"', path.read_text()))
-    return names
+    """The environment variables of the one settings object."""
+    return {"DATABASE_URL"} | {
+        "CONTEXTLAKE_" + name.upper() for name in Settings.model_fields if name != "database_url"
+    }
 
 
 def test_it_parses_and_every_dependency_exists() -> None:
@@ -60,7 +59,7 @@ def test_every_setting_passed_to_the_service_is_one_it_reads(monkeypatch: pytest
     env = SERVICES["service"]["environment"]
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    settings = Settings.from_env(os.environ["DATABASE_URL"])
+    settings = Settings()
     assert settings.pool_url == env["CONTEXTLAKE_SERVICE_URL"] and "contextlake_service" in settings.pool_url
     assert settings.pool_max == int(env["CONTEXTLAKE_POOL_MAX"])
     assert str(settings.decision_spill_dir) == env["CONTEXTLAKE_SPILL_DIR"]
@@ -130,6 +129,17 @@ def test_the_upstream_schema_is_captured_as_the_lake_maps_it(conn: psycopg.Conne
     finally:
         with psycopg.connect(base + "/postgres", autocommit=True) as admin:
             admin.execute("DROP DATABASE compose_upstream")
+
+
+def test_the_image_holds_the_project_migrate_applies() -> None:
+    dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
+    project = SERVICES["migrate"]["environment"]["CONTEXTLAKE_PROJECT"]
+    workdir = re.findall(r"^WORKDIR (\S+)$", dockerfile, re.MULTILINE)[-1]
+    copies = re.findall(r"^COPY (.+) (\S+)$", dockerfile, re.MULTILINE)
+    into_project = {f"{workdir}/{dest.rstrip('/')}": src.split() for src, dest in copies if dest.startswith("project")}
+    assert into_project[project] == ["examples/cards/contextlake.toml", "examples/cards/README.md"]
+    assert into_project[f"{project}/migrations"] == ["examples/cards/migrations"]
+    assert "pip install --no-cache-dir . " in dockerfile and " -e " not in dockerfile
 
 
 def test_the_image_serves_on_the_port_compose_publishes() -> None:

@@ -1,0 +1,229 @@
+-- Named queries the Python side runs. Each block starts with "-- name: NAME".
+
+-- name: freshness
+SELECT feature, kind, source, newest_event_id, newest_event_time, state_committed_at, absorbed,
+       round(age_seconds::numeric, 3) AS age_seconds
+  FROM lake.feature_freshness
+ ORDER BY source, feature;
+
+-- name: ingest_lag
+SELECT source, events, round(p50_seconds::numeric, 3) AS p50_seconds, round(p95_seconds::numeric, 3) AS p95_seconds,
+       round(p99_seconds::numeric, 3) AS p99_seconds, round(max_seconds::numeric, 3) AS max_seconds
+  FROM lake.ingest_lag;
+
+-- name: compact
+SELECT source, raw_deleted, tiles_deleted, read_horizon FROM lake.compact();
+
+-- name: verify_state
+SELECT source, entity, grain, tile_start::text, problem FROM lake.verify_state() ORDER BY 1, 2, 3, 4;
+
+-- name: read_path_problems
+SELECT object, problem FROM lake.read_path_problems();
+
+-- name: read_function
+SELECT read_function::oid::regproc::text, features
+  FROM lake.feature_sets
+ WHERE name = %(feature_set)s AND (%(version)s::int IS NULL OR version = %(version)s::int)
+ ORDER BY version DESC
+ LIMIT 1;
+
+-- name: read_vector_by_name
+SELECT feature_set, version, entity, as_of, snapshot, features, ages, rules
+  FROM lake.read_vector(%(feature_set)s, %(entity)s, coalesce(%(as_of)s, now()), coalesce(%(request)s, '{}')::jsonb,
+                        %(version)s);
+
+
+-- name: serving_models
+SELECT name, version, onnx, sha256, feature_set, feature_set_version, features, review_at, decline_at, status
+  FROM lake.models
+ WHERE status IN ('active', 'shadow') AND (%(name)s::text IS NULL OR name = %(name)s::text)
+ ORDER BY name, status;
+
+-- name: feature_set_meta
+SELECT fs.version, fs.read_function::oid::regproc::text AS read_function, fs.features,
+       coalesce((SELECT array_agg(r.name ORDER BY r.ordinal) FROM lake.rules r
+                  WHERE r.feature_set = fs.name AND r.version = fs.version), '{}') AS rule_names,
+       coalesce((SELECT array_agg(r.action ORDER BY r.ordinal) FROM lake.rules r
+                  WHERE r.feature_set = fs.name AND r.version = fs.version), '{}') AS rule_actions,
+       coalesce((SELECT array_agg(r.reason ORDER BY r.ordinal) FROM lake.rules r
+                  WHERE r.feature_set = fs.name AND r.version = fs.version), '{}') AS rule_reasons,
+       (SELECT f.source FROM unnest(fs.features) WITH ORDINALITY AS u(name, i)
+          JOIN lake.features f ON f.name = u.name
+          JOIN lake.sources s ON s.name = f.source AND s.kind = 'events'
+         ORDER BY u.i LIMIT 1) AS event_source,
+       (SELECT s.entity FROM unnest(fs.features) WITH ORDINALITY AS u(name, i)
+          JOIN lake.features f ON f.name = u.name
+          JOIN lake.sources s ON s.name = f.source
+         ORDER BY u.i LIMIT 1) AS entity
+  FROM lake.feature_sets fs
+ WHERE fs.name = %(feature_set)s AND fs.version = %(version)s;
+
+-- name: api_key
+SELECT secret_sha256, scopes, revoked_at IS NOT NULL AS revoked FROM lake.api_keys WHERE key_id = %(key_id)s;
+
+-- name: lock_entity
+SELECT lake.lock_entity(%(source)s, %(entity)s, %(event)s, %(lock_timeout)s);
+
+-- name: land_event
+SELECT lake.land_event(%(source)s, %(entity)s, %(event)s);
+
+-- name: log_decisions
+SELECT lake.log_decisions(%(rows)s);
+
+-- name: register_model
+SELECT name, version, sha256, features, status
+  FROM lake.register_model(%(name)s, %(version)s, %(onnx)s, %(feature_set)s, %(feature_set_version)s,
+                           %(features)s, %(review_at)s, %(decline_at)s, %(status)s);
+
+-- name: next_model_version
+SELECT coalesce(max(version), 0) + 1 FROM lake.models WHERE name = %(name)s;
+
+-- name: set_model_status
+SELECT name, version, status FROM lake.set_model_status(%(name)s, %(version)s, %(status)s);
+
+-- name: list_models
+SELECT name, version, status, feature_set || ' v' || feature_set_version AS feature_set,
+       cardinality(features) AS inputs, review_at, decline_at, left(sha256, 12) AS sha256,
+       to_char(registered_at, 'YYYY-MM-DD HH24:MI:SS') AS registered_at
+  FROM lake.models
+ ORDER BY name, version;
+
+-- name: model_inputs
+SELECT feature FROM lake.model_inputs(%(feature_set)s, %(version)s) WHERE usable;
+
+-- name: latest_feature_set_version
+SELECT max(version) FROM lake.feature_sets WHERE name = %(feature_set)s;
+
+-- name: create_api_key
+SELECT key_id, api_key FROM lake.create_api_key(%(name)s, %(scopes)s);
+
+-- name: import_api_key
+SELECT lake.import_api_key(%(name)s, %(scopes)s, %(key)s);
+
+-- name: revoke_api_key
+SELECT lake.revoke_api_key(%(key_id)s);
+
+-- name: list_api_keys
+SELECT key_id, name, array_to_string(scopes, ',') AS scopes, to_char(created_at, 'YYYY-MM-DD HH24:MI:SS') AS created_at,
+       to_char(revoked_at, 'YYYY-MM-DD HH24:MI:SS') AS revoked_at
+  FROM lake.api_keys
+ ORDER BY created_at;
+
+-- name: ingest_lag_metrics
+SELECT source, p50_seconds, p95_seconds, p99_seconds, max_seconds FROM lake.ingest_lag;
+
+-- name: active_model
+SELECT version FROM lake.models WHERE name = %(name)s AND status = 'active';
+
+-- name: decisions_by_outcome
+SELECT outcome, count(*) FROM lake.decisions GROUP BY outcome ORDER BY outcome;
+
+-- name: land_events
+SELECT idx, event_id, status, reason FROM lake.land_events(%(source)s, %(events)s);
+
+-- name: cdc_decode_hints
+SELECT upstream_table, decode FROM lake.cdc_mappings;
+
+-- name: apply_changes
+SELECT idx, status, reason FROM lake.apply_changes(%(changes)s);
+
+-- name: land_staged
+-- The staged rows of a load (temp table lake_load: line plus text columns), landed as one batch;
+-- each row's outcome by its line number. NULL columns are left out, so they take their defaults.
+WITH staged AS (
+    SELECT row_number() OVER (ORDER BY line) - 1 AS idx, line,
+           jsonb_strip_nulls(to_jsonb(l) - 'line') AS event
+      FROM lake_load l
+), landed AS (
+    SELECT * FROM lake.land_events(%(source)s, (SELECT coalesce(jsonb_agg(event ORDER BY idx), '[]') FROM staged))
+)
+SELECT s.line, l.status, l.reason, s.event::text
+  FROM staged s JOIN landed l ON l.idx = s.idx
+ ORDER BY s.line;
+
+-- name: training_statement
+SELECT lake.training_statement(%(feature_set)s, %(version)s, %(label)s, %(start)s, %(end)s, %(cutoff)s,
+                               %(offset)s, %(part)s, %(parts)s);
+
+-- name: training_columns
+SELECT feature, type FROM lake.model_inputs(%(feature_set)s, %(version)s);
+
+-- name: label_events
+SELECT first_event, last_event, events FROM lake.label_events(%(label)s, %(start)s, %(end)s);
+
+-- name: model_for_replay
+SELECT m.name, m.version, m.onnx, m.feature_set, m.feature_set_version, m.features, m.review_at, m.decline_at,
+       coalesce((SELECT array_agg(r.action ORDER BY r.ordinal) FROM lake.rules r
+                  WHERE r.feature_set = m.feature_set AND r.version = m.feature_set_version), '{}')
+  FROM lake.models m
+ WHERE m.name = %(name)s
+   AND CASE WHEN %(version)s::int IS NULL THEN m.status = 'active' ELSE m.version = %(version)s::int END;
+
+-- ===========================================================================
+-- Migrations: bookkeeping of the engine's and a project's migration chains
+-- ===========================================================================
+
+-- name: migration_lock
+SELECT pg_advisory_xact_lock(727001);
+
+-- name: create_bookkeeping
+CREATE SCHEMA IF NOT EXISTS lake;
+CREATE TABLE IF NOT EXISTS lake.applied_migrations (
+    chain      text NOT NULL,
+    version    int NOT NULL,
+    name       text NOT NULL,
+    sha256     text NOT NULL,
+    adopted    boolean NOT NULL DEFAULT false,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (chain, version)
+);
+COMMENT ON TABLE lake.applied_migrations IS 'migrations applied to this lake: the engine''s chain, each project''s chain, and the adopted history of release 0.1.0 (chain legacy)';
+CREATE TABLE IF NOT EXISTS lake.installed_code (
+    part         text PRIMARY KEY,
+    sha256       text NOT NULL,
+    installed_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE lake.installed_code IS 'checksum of the engine''s functions, views, triggers and grants as last installed; a change reinstalls them';
+
+-- name: legacy_revision
+SELECT version_num FROM lake.alembic_version;
+
+-- name: legacy_checksums
+SELECT revision, name, sha256, applied_at FROM lake.migration_checksums ORDER BY revision;
+
+-- name: drop_legacy_bookkeeping
+DROP TABLE lake.alembic_version, lake.migration_checksums;
+
+-- name: has_legacy_bookkeeping
+SELECT to_regclass('lake.alembic_version') IS NOT NULL;
+
+-- name: applied_migrations
+SELECT chain, version, name, sha256, adopted, applied_at FROM lake.applied_migrations ORDER BY chain, version;
+
+-- name: record_migration
+INSERT INTO lake.applied_migrations (chain, version, name, sha256, adopted, applied_at)
+VALUES (%(chain)s, %(version)s, %(name)s, %(sha256)s, %(adopted)s, coalesce(%(applied_at)s, now()));
+
+-- name: installed_code
+SELECT sha256 FROM lake.installed_code WHERE part = 'engine';
+
+-- name: record_code
+INSERT INTO lake.installed_code (part, sha256) VALUES ('engine', %(sha256)s)
+ON CONFLICT (part) DO UPDATE SET sha256 = excluded.sha256, installed_at = now();
+
+-- name: stale_engine_views
+-- Views of the engine's schemas the code just installed did not (re)create: left from an earlier release.
+SELECT c.oid::regclass::text
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_rewrite r ON r.ev_class = c.oid
+ WHERE n.nspname IN ('lake', 'api') AND c.relkind = 'v' AND NOT r.xmin = pg_current_xact_id()::xid
+ ORDER BY 1;
+
+-- name: stale_engine_routines
+-- Functions of the engine's schemas the code just installed did not (re)create: left from an earlier release.
+SELECT p.oid::regprocedure::text
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE n.nspname IN ('lake', 'api') AND NOT p.xmin = pg_current_xact_id()::xid
+ ORDER BY 1;
+
+-- name: regenerate
+SELECT kind, name FROM lake.regenerate();

@@ -1,0 +1,96 @@
+"""The HTTP service: FastAPI app over a psycopg connection pool to the lake."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from app import __version__
+from app.serve.auth import ApiKeys
+from app.serve.decision_log import DecisionWriter
+from app.serve.entity_gate import EntityGate
+from app.serve.listener import Listener
+from app.serve.metrics import Metrics, TimingMiddleware
+from app.serve.model_store import ModelStore
+from app.serve.routes import cdc, events, features, freshness, health, metrics, models, score
+from app.serve.scoring import Catalog
+from app.settings import Settings
+
+log = logging.getLogger("contextlake.service")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = AsyncConnectionPool(
+            settings.pool_url,
+            min_size=settings.pool_min,
+            max_size=settings.pool_max,
+            timeout=settings.pool_timeout,
+            # Decide-and-commit relies on READ COMMITTED: its read after the entity lock must see the commit
+            # of the decision that held the lock before, whatever the server's default isolation.
+            kwargs={
+                "autocommit": True,
+                "options": f"-c statement_timeout={settings.statement_timeout_ms} "
+                "-c default_transaction_isolation=read\\ committed",
+            },
+            open=False,
+        )
+        # Open without waiting for the database: the service starts, /readyz says whether it can serve.
+        await pool.open(wait=False)
+        store = ModelStore(pool)
+        keys = ApiKeys(pool, settings.key_cache_seconds) if settings.auth else None
+        listener = Listener(settings.pool_url)
+        listener.on("lake_models", store.on_notify, store.resync)
+        if keys is not None:
+            listener.on("lake_api_keys", keys.on_notify, keys.resync)
+        writer = DecisionWriter(
+            pool, settings.decision_spill_dir, settings.log_batch, settings.log_interval, settings.log_queue_max
+        )
+        app.state.pool = pool
+        app.state.models = store
+        app.state.api_keys = keys
+        app.state.catalog = Catalog()
+        app.state.entity_gate = EntityGate(settings.decide_queue_max)
+        app.state.settings = settings
+        app.state.decision_log = writer
+        app.state.listener = listener
+        listener.start()
+        writer.start()
+        try:
+            yield
+        finally:
+            await listener.stop()
+            await writer.close(settings.log_shutdown_seconds)
+            await pool.close()
+
+    app = FastAPI(title="contextlake", version=__version__, lifespan=lifespan)
+    app.state.metrics = Metrics()
+    app.add_middleware(TimingMiddleware, metrics=app.state.metrics)
+
+    @app.exception_handler(PoolTimeout)
+    @app.exception_handler(psycopg.OperationalError)
+    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(
+            {"detail": f"database unavailable: {str(exc).strip() or type(exc).__name__}"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+
+    for module in (health, metrics, features, freshness, score, events, cdc, models):
+        app.include_router(module.router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn: DATABASE_URL, else the embedded lake (started if needed)."""
+    from app.lake import database
+
+    settings = Settings()
+    return create_app(settings.model_copy(update={"database_url": database.database_url(settings)}))

@@ -1,0 +1,130 @@
+"""A lake made by release 0.1.0 upgrades in place: `migrate` adopts its history, installs the current
+engine, regenerates every generated object, and keeps every event, feature state, catalog row, model,
+key and decision; vectors read the same and verify is clean; its catalog then equals a fresh lake's."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.types.json import Jsonb
+
+from app.lake import registry
+from app.lake.cluster import Cluster
+from app.lake.migrations import migrate
+from examples.cards.generator import Params, generate
+from examples.cards.output import into_lake
+from examples.cards.sql import cards_project
+from tests import catalog
+from tests.cards import land_txn
+from tests.lake import release_0_1_0
+from tests.onnx_models import constant
+
+pytestmark = pytest.mark.skipif(
+    not release_0_1_0.available(), reason=f"commit {release_0_1_0.RELEASE} is not in this repository's history"
+)
+PARAMS = Params(seed=5, cards=120, merchants=60, start=datetime(2026, 9, 1, tzinfo=UTC), days=3, fraud_share=0.1)
+AS_OF = PARAMS.start + timedelta(days=2, hours=7)
+
+TABLES = [
+    "cards.transactions", "cards.chargebacks", "cards.profiles", "lake.sources", "lake.features",
+    "lake.feature_sets", "lake.rules", "lake.models", "lake.api_keys", "lake.decisions", "lake.cdc_mappings",
+    "lake.labels", "lake.replica_sources", "lake.settings", "lake_gen.card_txn_tiles", "lake_gen.card_chargeback_tiles",
+]  # fmt: skip
+
+
+def database(cluster: Cluster, name: str) -> Iterator[str]:
+    with psycopg.connect(cluster.dsn("postgres"), autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {name}")
+    yield cluster.dsn(name)
+    with psycopg.connect(cluster.dsn("postgres"), autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def old_lake(lake_cluster: Cluster) -> Iterator[str]:
+    yield from database(lake_cluster, "lake_release_0_1_0")
+
+
+@pytest.fixture
+def new_lake(lake_cluster: Cluster) -> Iterator[str]:
+    yield from database(lake_cluster, "lake_fresh_current")
+
+
+def fill(dsn: str) -> None:
+    """Events through the landing path, a compaction, a replica source, a model, a key, decisions."""
+    with psycopg.connect(dsn) as conn:
+        into_lake(generate(PARAMS), conn, None)
+        conn.execute("SELECT lake.enable_replica_maintenance('card_chargeback')")
+        registry.register_model(conn, "fraud", constant(19, 0.2), "fraud", status="active")
+        registry.create_api_key(conn, "scorer", ["score"])
+        rows = [
+            {"decision_id": str(uuid.UUID(int=i + 1)), "decided_at": AS_OF.isoformat(), "route": "score",
+             "feature_set": "fraud", "feature_set_version": 1, "entity": f"card-{i:05d}", "request": {},
+             "as_of": AS_OF.isoformat(), "snapshot": "1:1:", "features": {"card_txn_count": i}, "ages": {},
+             "model": "fraud", "model_version": 1, "score": 0.2, "rule_hits": [], "reasons": [], "outcome": "approve",
+             "latency_ms": {}}
+            for i in range(5)
+        ]  # fmt: skip
+        conn.execute("SELECT lake.log_decisions(%s)", (Jsonb(rows),))
+        conn.commit()
+
+
+def contents(dsn: str) -> dict[str, Any]:
+    with psycopg.connect(dsn) as conn:
+        out: dict[str, Any] = {t: conn.execute(f"SELECT md5(string_agg(x::text, ',' ORDER BY x::text)), count(*) "
+                                               f"FROM {t} AS x").fetchone() for t in TABLES}  # fmt: skip
+        cards = [r[0] for r in conn.execute("SELECT DISTINCT card_id FROM cards.transactions ORDER BY 1 LIMIT 40")]
+        out["vectors"] = [
+            conn.execute(
+                'SELECT features, rules FROM lake.read_vector(\'fraud\', %s, %s, \'{"amount": 75, "country": "FR"}\')',
+                (card, at),
+            ).fetchone()
+            for card in cards
+            for at in (AS_OF, PARAMS.start + timedelta(days=3))
+        ]
+        return out
+
+
+def verify(dsn: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn) as conn:
+        return (
+            conn.execute("SELECT * FROM lake.verify_state()").fetchall()
+            + conn.execute("SELECT * FROM lake.read_path_problems()").fetchall()
+        )
+
+
+def test_a_release_lake_upgrades_in_place(old_lake: str, new_lake: str) -> None:
+    release_0_1_0.build(old_lake)
+    fill(old_lake)
+    before = contents(old_lake)
+    assert verify(old_lake) == []
+
+    plan = migrate(old_lake, cards_project())
+    assert plan.legacy_adopted and plan.code_changed
+    assert [m.name for m in plan.adopt] == [p.stem for p in sorted(cards_project().migrations_dir.glob("*.sql"))]
+    assert plan.pending == []  # the release already did what the example's migrations do
+    assert ("replica source", "card_chargeback") in plan.regenerated
+
+    assert contents(old_lake) == before
+    assert verify(old_lake) == []
+    assert migrate(old_lake, cards_project()).nothing_to_do
+    with psycopg.connect(old_lake) as conn:
+        chains = conn.execute("SELECT chain, count(*) FROM lake.applied_migrations GROUP BY 1 ORDER BY 1").fetchall()
+        assert chains == [("cards", 4), ("engine", 1), ("legacy", 9)]
+        assert conn.execute("SELECT to_regclass('lake.alembic_version')").fetchone() == (None,)
+        # Landing still maintains the state after the upgrade.
+        land_txn(conn, "after-upgrade", "card-00001", "m1", 10)
+        conn.commit()
+    assert verify(old_lake) == []
+
+    migrate(new_lake, cards_project())
+    with psycopg.connect(new_lake) as conn:
+        conn.execute("SELECT lake.enable_replica_maintenance('card_chargeback')")
+        conn.commit()
+    assert catalog.differences(catalog.snapshot(old_lake), catalog.snapshot(new_lake)) == []

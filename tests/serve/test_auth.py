@@ -1,0 +1,143 @@
+"""API keys and scopes over HTTP, and the database roles the service and analysts connect as."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from app.lake import registry
+from app.settings import Settings
+from tests.onnx_models import constant
+from tests.service import new_key, serving, wait_ready
+
+SCORE = {"model": "fraud", "entity": "c1"}
+DECIDE = {
+    "model": "fraud",
+    "entity": "c1",
+    "event": {"merchant_id": "m", "amount": 1, "currency": "EUR", "country": "FR", "channel": "pos"},
+}
+
+
+@pytest.fixture
+def base(dsn: str, conn: psycopg.Connection) -> Iterator[str]:
+    registry.register_model(conn, "fraud", constant(19, 0.1), "fraud", status="active")
+    with serving(Settings(database_url=dsn), new_key(dsn, "admin")) as c:
+        wait_ready(c)
+        yield str(c.base_url)
+
+
+def call(base: str, key: str | None, method: str, path: str, json: object = None) -> httpx.Response:
+    headers = {} if key is None else {"Authorization": f"Bearer {key}"}
+    return httpx.request(method, base + path, headers=headers, json=json, timeout=10)
+
+
+def test_no_or_bad_key_is_401(base: str) -> None:
+    r = call(base, None, "POST", "/v1/score", SCORE)
+    assert r.status_code == 401 and r.headers["WWW-Authenticate"] == "Bearer" and "API key is required" in r.text
+    assert "malformed" in call(base, "secret", "POST", "/v1/score", SCORE).text
+    assert call(base, "clk_000000000000_nope", "POST", "/v1/score", SCORE).status_code == 401
+    unknown = call(base, "clk_000000000000_" + "0" * 64, "POST", "/v1/score", SCORE)
+    assert unknown.status_code == 401 and "unknown API key" in unknown.text
+    # health, readiness, metrics and the docs need no key
+    for path in ("/healthz", "/readyz", "/metrics", "/docs"):
+        assert call(base, None, "GET", path).status_code == 200
+
+
+def test_a_key_in_the_query_string_for_senders_without_headers(base: str, dsn: str) -> None:
+    key = new_key(dsn, "ingest")
+    r = httpx.post(f"{base}/v1/cdc/debezium", params={"api_key": key}, json={"ts_ms": 1}, timeout=10)
+    assert r.status_code == 200 and r.json()["ignored"] == 1
+    assert httpx.post(f"{base}/v1/cdc/debezium", params={"api_key": "clk_x"}, json={}, timeout=10).status_code == 401
+
+
+def test_a_wrong_secret_for_a_real_key_id_is_401(base: str, dsn: str) -> None:
+    key = new_key(dsn, "score")
+    forged = key[: key.rindex("_") + 1] + "0" * 64
+    r = call(base, forged, "POST", "/v1/score", SCORE)
+    assert r.status_code == 401 and "unknown API key" in r.text
+
+
+@pytest.mark.parametrize(
+    ("scopes", "method", "path", "body", "status"),
+    [
+        (("score",), "POST", "/v1/score", SCORE, 200),
+        (("score",), "GET", "/v1/features/fraud/c1", None, 200),
+        (("score",), "GET", "/v1/freshness", None, 200),
+        (("score",), "POST", "/v1/decide", DECIDE, 403),
+        (("ingest",), "POST", "/v1/score", SCORE, 403),
+        (("ingest",), "POST", "/v1/decide", DECIDE, 403),
+        (("score", "ingest"), "POST", "/v1/decide", DECIDE, 200),
+        (("score",), "GET", "/v1/models", None, 403),
+        (("admin",), "GET", "/v1/models", None, 200),
+        (("admin",), "POST", "/v1/decide", DECIDE, 200),
+    ],
+)
+def test_scopes(
+    base: str, dsn: str, scopes: tuple[str, ...], method: str, path: str, body: object, status: int
+) -> None:
+    r = call(base, new_key(dsn, *scopes), method, path, body)
+    assert r.status_code == status, r.text
+    if status == 403:
+        assert "lacks the scope" in r.json()["detail"]
+
+
+def test_a_revoked_key_is_refused_at_once(base: str, dsn: str, conn: psycopg.Connection) -> None:
+    key = new_key(dsn, "score")
+    assert call(base, key, "POST", "/v1/score", SCORE).status_code == 200  # now cached by the service
+    key_id = key.split("_")[1]
+    assert registry.revoke_api_key(conn, key_id) is True
+    deadline = time.monotonic() + 5  # the notification, not the cache lifetime (60 s), ends it
+    while (r := call(base, key, "POST", "/v1/score", SCORE)).status_code == 200:
+        assert time.monotonic() < deadline, "revoked key still accepted"
+        time.sleep(0.02)
+    assert r.status_code == 401 and f"API key {key_id} is revoked" in r.text
+    stored = conn.execute("SELECT secret_sha256 FROM lake.api_keys WHERE key_id = %s", (key_id,)).fetchone()
+    assert stored is not None and key.split("_")[2] not in stored[0]  # only the hash is kept
+
+
+def test_the_service_role_cannot_run_ddl_or_write_around_the_lake(dsn: str) -> None:
+    with psycopg.connect(make_conninfo(dsn, user="contextlake_service"), autocommit=True) as svc:
+        assert svc.execute("SELECT card_txn_count FROM lake_gen.read_fraud_v1('c1')").fetchone() == (0,)
+        for ddl in (
+            "CREATE TABLE lake.x (i int)",
+            "CREATE TABLE public.x (i int)",
+            "ALTER TABLE cards.transactions ADD COLUMN x int",
+            "DROP TABLE lake.decisions",
+            "SELECT lake.define_feature('x_count', 'card_txn', 'count')",
+            "INSERT INTO cards.transactions (event_id, card_id, merchant_id, amount, currency, country, channel, "
+            "event_time) VALUES ('e', 'c', 'm', 1, 'EUR', 'FR', 'pos', now())",
+            "UPDATE lake_gen.card_txn_tiles SET n = 0",
+            "SELECT lake.create_api_key('me', '{admin}')",
+            "SELECT lake.set_model_status('fraud', 1, 'retired')",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                svc.execute(ddl)
+        # It lands events only through the lake's landing function, which keeps the features.
+        ev = '{"event_id": "e1", "merchant_id": "m", "amount": 3, "currency": "EUR", "country": "FR", "channel": "pos"}'
+        assert svc.execute("SELECT lake.land_event('card_txn', 'c1', %s)", (ev,)).fetchone() == ("e1",)
+        assert svc.execute("SELECT card_txn_count FROM lake_gen.read_fraud_v1('c1')").fetchone() == (1,)
+
+
+def test_the_analyst_role_reads_but_cannot_write(dsn: str) -> None:
+    with psycopg.connect(make_conninfo(dsn, user="contextlake_analyst"), autocommit=True) as analyst:
+        assert analyst.execute("SELECT count(*) FROM lake.feature_freshness").fetchone() is not None
+        assert analyst.execute(
+            "SELECT (v).features->>'card_txn_count' FROM lake.read_vector('fraud', 'c1') v"
+        ).fetchone() == ("0",)
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            analyst.execute("DELETE FROM lake.decisions")
+        analyst.execute("SET default_transaction_read_only = off")  # it can, but it holds no write privilege
+        for write in (
+            "DELETE FROM lake.decisions",
+            "UPDATE lake.models SET status = 'retired'",
+            "CREATE TABLE lake.x ()",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                analyst.execute(write)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            analyst.execute("SELECT secret_sha256 FROM lake.api_keys")
