@@ -95,6 +95,7 @@ CREATE TYPE lake._state_sql AS (
     fold_life    text,  -- aggregates folding raw events (alias e, with last_window columns) into a lifetime row, but tiled_since
     fold_tiles   text,  -- aggregates folding raw events (alias e) into a tile row (no last values)
     fold_dst     text,  -- distinct-array aggregates over raw events, leading comma
+    raw_values   text,  -- one raw event (alias e) written as the values of a state row, but tiled_since
     raw_as_state text,  -- one raw event (alias e) written as a state row
     merge_state  text,  -- aggregates that merge state rows (alias x) into one
     on_conflict  text   -- SET list adding an excluded state row to a stored one (alias t)
@@ -123,7 +124,7 @@ BEGIN
     r.fold_life := format('count(*), min(%s), max(%s), %s', t, t,
                           CASE WHEN lake._has_minmax(id_t::regtype) THEN 'min(e.lake_last_id)' ELSE '(array_agg(e.lake_last_id))[1]' END);
     r.fold_tiles := format('count(*), min(%s), max(%s), NULL::%s', t, t, id_t);
-    r.raw_as_state := format('1::bigint, %s, %s, e.%I', t, t, s.id_column);
+    r.raw_values := format('1::bigint, %s, %s, e.%I', t, t, s.id_column);
     r.merge_state := 'sum(x.n)::bigint, min(x.first_t), max(x.last_t), (array_agg(x.last_id' || ord_x;
     r.on_conflict := 'n = t.n + excluded.n, first_t = least(t.first_t, excluded.first_t), '
         || 'last_t = greatest(t.last_t, excluded.last_t), last_id = ' || format(newer, 'last_id');
@@ -136,7 +137,7 @@ BEGIN
             r.agg_names := r.agg_names || format(', %I', 'cnt__' || c);
             r.fold_life := r.fold_life || format(', count(e.%I)', c);
             r.fold_tiles := r.fold_tiles || format(', count(e.%I)', c);
-            r.raw_as_state := r.raw_as_state || format(', (e.%I IS NOT NULL)::int::bigint', c);
+            r.raw_values := r.raw_values || format(', (e.%I IS NOT NULL)::int::bigint', c);
             r.merge_state := r.merge_state || format(', sum(x.%I)::bigint', 'cnt__' || c);
             r.on_conflict := r.on_conflict || format(', %1$I = t.%1$I + excluded.%1$I', 'cnt__' || c);
         END IF;
@@ -145,7 +146,7 @@ BEGIN
             r.agg_names := r.agg_names || format(', %I', 'sum__' || c);
             r.fold_life := r.fold_life || format(', sum(e.%I)::%s', c, st);
             r.fold_tiles := r.fold_tiles || format(', sum(e.%I)::%s', c, st);
-            r.raw_as_state := r.raw_as_state || format(', e.%I::%s', c, st);
+            r.raw_values := r.raw_values || format(', e.%I::%s', c, st);
             r.merge_state := r.merge_state || format(', sum(x.%I)', 'sum__' || c);
             r.on_conflict := r.on_conflict || format(
                 ', %1$I = CASE WHEN t.%1$I IS NULL THEN excluded.%1$I WHEN excluded.%1$I IS NULL THEN t.%1$I ELSE t.%1$I + excluded.%1$I END',
@@ -156,7 +157,7 @@ BEGIN
             r.agg_names := r.agg_names || format(', %I, %I', 'min__' || c, 'max__' || c);
             r.fold_life := r.fold_life || format(', min(e.%1$I), max(e.%1$I)', c);
             r.fold_tiles := r.fold_tiles || format(', min(e.%1$I), max(e.%1$I)', c);
-            r.raw_as_state := r.raw_as_state || format(', e.%1$I, e.%1$I', c);
+            r.raw_values := r.raw_values || format(', e.%1$I, e.%1$I', c);
             r.merge_state := r.merge_state || format(', min(x.%I), max(x.%I)', 'min__' || c, 'max__' || c);
             r.on_conflict := r.on_conflict || format(', %1$I = least(t.%1$I, excluded.%1$I), %2$I = greatest(t.%2$I, excluded.%2$I)',
                                                      'min__' || c, 'max__' || c);
@@ -168,7 +169,7 @@ BEGIN
             r.fold_life := r.fold_life || format(CASE WHEN lake._has_minmax(ct::regtype) THEN ', min(e.%I)' ELSE ', (array_agg(e.%I))[1]' END,
                                                  'lake_last_' || c);
             r.fold_tiles := r.fold_tiles || format(', NULL::%s', ct);
-            r.raw_as_state := r.raw_as_state || format(', e.%I', c);
+            r.raw_values := r.raw_values || format(', e.%I', c);
             r.merge_state := r.merge_state || format(', (array_agg(x.%I%s', 'last__' || c, ord_x);
             r.on_conflict := r.on_conflict || ', ' || format('%I = ', 'last__' || c) || format(newer, 'last__' || c);
         END IF;
@@ -177,7 +178,7 @@ BEGIN
     r.agg_columns := r.agg_columns || ', tiled_since timestamptz';
     r.agg_names := r.agg_names || ', tiled_since';
     r.fold_tiles := r.fold_tiles || ', NULL::timestamptz';
-    r.raw_as_state := r.raw_as_state || ', NULL::timestamptz';
+    r.raw_as_state := r.raw_values || ', NULL::timestamptz';
     r.merge_state := r.merge_state || ', NULL::timestamptz';
 
     r.dst_columns := '';
@@ -231,8 +232,7 @@ $$;
 COMMENT ON FUNCTION lake._land_set_sql(int) IS 'code generation: shared by the batch and the single-row maintenance';
 
 -- Folds lake_e into one lifetime-style row per entity of p_target at p_grain (0: lifetime, -1: archive
--- of compacted events). With p_land, also the hot-entity bookkeeping of landing, returning each
--- entity's tiled_since.
+-- of compacted events). With p_land, also the hot-entity bookkeeping of landing.
 CREATE OR REPLACE FUNCTION lake._fold_life_sql(p_source text, p_target text, p_grain int, p_land boolean) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -250,7 +250,7 @@ BEGIN
              ELSE 'NULL::timestamptz' END,
         q.dst_nulls, CASE WHEN p_land THEN ', (now() AT TIME ZONE ''UTC'')::date, count(*)' ELSE '' END,
         q.on_conflict,
-        CASE WHEN p_land THEN lake._land_set_sql(s.tile_threshold) || ' RETURNING entity, tiled_since' ELSE '' END);
+        CASE WHEN p_land THEN lake._land_set_sql(s.tile_threshold) ELSE '' END);
 END
 $$;
 COMMENT ON FUNCTION lake._fold_life_sql(text, text, int, boolean) IS 'lifetime fold: landing (with the hot-entity bookkeeping), compaction (into the archive row) and verify';
@@ -289,51 +289,59 @@ DECLARE
 BEGIN
     IF cardinality((SELECT grains FROM lake.sources WHERE name = p_source)) = 0 THEN
         -- No windows, no tiles: the lifetime upsert alone (a statement PL/pgSQL can run as is).
-        RETURN 'WITH ' || lake._last_values_cte(p_source, p_from) || ' '
-               || regexp_replace(life, ' RETURNING entity, tiled_since$', '');
+        RETURN 'WITH ' || lake._last_values_cte(p_source, p_from) || ' ' || life;
     END IF;
-    RETURN 'WITH ' || lake._last_values_cte(p_source, p_from) || ', lake_life AS (' || life || ') '
+    -- The lifetime upsert returns each entity's tiled_since: the tile fold runs for the tiled ones.
+    RETURN 'WITH ' || lake._last_values_cte(p_source, p_from) || ', lake_life AS (' || life || ' RETURNING entity, tiled_since) '
            || lake._fold_tiles_sql(p_source, p_from, target, true);
 END
 $$;
 COMMENT ON FUNCTION lake._land_sql(text, text) IS 'the set-wise statement the maintenance trigger runs per INSERT/COPY statement';
 
--- The maintenance trigger function: a direct upsert for a single-row statement (no sort, no
--- grouping, tiles only when the entity has them), the set-wise statement for a batch.
-CREATE OR REPLACE FUNCTION lake._maintain_function_sql(p_source text) RETURNS text
+-- The maintenance of one landed event (alias e, read from p_from): a direct upsert of its lifetime row
+-- (no sort, no grouping) into the trigger function's variable tiled, then its tiles when the entity has them.
+CREATE OR REPLACE FUNCTION lake._land_one_sql(p_source text, p_from text) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     s lake.sources;
     q lake._state_sql := lake._state_sql(p_source);
-    one text;
+    target text := format('lake_gen.%I', p_source || '_tiles');
 BEGIN
     SELECT * INTO STRICT s FROM lake.sources WHERE name = p_source;
-    one := format(
-        'INSERT INTO lake_gen.%1$I AS t (entity, grain, tile_start, %2$s%3$s, land_day, land_n) '
-        || 'SELECT e.%4$I, 0, ''-infinity''::timestamptz, %5$s, %6$s%7$s, (now() AT TIME ZONE ''UTC'')::date, 1 FROM new_rows AS e '
-        || 'ON CONFLICT (entity, grain, tile_start) DO UPDATE SET %8$s%9$s '
-        || 'RETURNING tiled_since INTO tiled',
-        p_source || '_tiles', q.agg_names, q.dst_names, s.entity_column,
-        left(q.raw_as_state, -length(', NULL::timestamptz')),
-        CASE WHEN s.tile_threshold <= 1 THEN '''-infinity''::timestamptz' ELSE 'NULL::timestamptz' END,
-        q.dst_nulls, q.on_conflict, lake._land_set_sql(s.tile_threshold));
     RETURN format(
-        'CREATE OR REPLACE FUNCTION lake_gen.%1$I() RETURNS trigger LANGUAGE plpgsql SET work_mem = %6$L AS $f$ '
-        || 'DECLARE tiled timestamptz; rows int; '
-        || 'BEGIN SELECT count(*) INTO rows FROM (SELECT FROM new_rows LIMIT 2) AS x; '
-        || 'IF rows = 1 THEN %2$s; IF tiled IS NOT NULL THEN %3$s; END IF; '
-        || 'ELSIF rows > 1 THEN %4$s; END IF; RETURN NULL; END $f$; '
-        || 'COMMENT ON FUNCTION lake_gen.%1$I() IS %5$L',
-        p_source || '_maintain', one,
-        CASE WHEN cardinality(s.grains) > 0
-             THEN lake._fold_tiles_sql(p_source, 'new_rows', format('lake_gen.%I', p_source || '_tiles'), false)
-             ELSE 'NULL' END,
-        lake._land_sql(p_source, 'new_rows'),
-        'folds the events of one INSERT/COPY statement into ' || p_source || ' state, in the same transaction',
-        lake.setting('maintenance_work_mem'));
+        'INSERT INTO %1$s AS t (entity, grain, tile_start, %2$s%3$s, land_day, land_n) '
+        || 'SELECT e.%4$I, 0, ''-infinity''::timestamptz, %5$s, %6$s%7$s, (now() AT TIME ZONE ''UTC'')::date, 1 FROM %8$s AS e '
+        || 'ON CONFLICT (entity, grain, tile_start) DO UPDATE SET %9$s%10$s '
+        || 'RETURNING tiled_since INTO tiled; IF tiled IS NOT NULL THEN %11$s; END IF;',
+        target, q.agg_names, q.dst_names, s.entity_column, q.raw_values,
+        CASE WHEN s.tile_threshold <= 1 THEN '''-infinity''::timestamptz' ELSE 'NULL::timestamptz' END,
+        q.dst_nulls, p_from, q.on_conflict, lake._land_set_sql(s.tile_threshold),
+        CASE WHEN cardinality(s.grains) > 0 THEN lake._fold_tiles_sql(p_source, p_from, target, false) ELSE 'NULL' END);
 END
 $$;
-COMMENT ON FUNCTION lake._maintain_function_sql(text) IS 'code generation: the trigger function that keeps a source''s state';
+COMMENT ON FUNCTION lake._land_one_sql(text, text) IS 'code generation: the single-event maintenance, shared by the statement trigger''s fast path and the replica row trigger';
+
+-- A maintenance trigger function of a source. Statement-level (<source>_maintain, reads the transition
+-- table new_rows): the single-event maintenance for a single-row statement, the set-wise statement for a
+-- batch. Row-level (<source>_maintain_row, the replica twin): the single-event maintenance of NEW.
+CREATE OR REPLACE FUNCTION lake._maintain_function_sql(p_source text, p_row_level boolean) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN format(
+        'CREATE OR REPLACE FUNCTION lake_gen.%1$I() RETURNS trigger LANGUAGE plpgsql SET work_mem = %2$L AS $f$ '
+        || 'DECLARE tiled timestamptz;%3$s BEGIN %4$s RETURN NULL; END $f$; '
+        || 'COMMENT ON FUNCTION lake_gen.%1$I() IS %5$L',
+        p_source || CASE WHEN p_row_level THEN '_maintain_row' ELSE '_maintain' END,
+        lake.setting('maintenance_work_mem'),
+        CASE WHEN p_row_level THEN '' ELSE ' rows int;' END,
+        CASE WHEN p_row_level THEN lake._land_one_sql(p_source, '(SELECT (NEW).*)')
+             ELSE format('SELECT count(*) INTO rows FROM (SELECT FROM new_rows LIMIT 2) AS x; '
+                         || 'IF rows = 1 THEN %s ELSIF rows > 1 THEN %s; END IF;',
+                         lake._land_one_sql(p_source, 'new_rows'), lake._land_sql(p_source, 'new_rows')) END,
+        'folds the events of one INSERT/COPY statement into ' || p_source || ' state, in the same transaction');
+END
+$$;
+COMMENT ON FUNCTION lake._maintain_function_sql(text, boolean) IS 'code generation: the trigger function that keeps a source''s state';
 
 -- ===========================================================================
 -- Code generation: state table, maintenance trigger, lifetime helper
@@ -389,7 +397,7 @@ BEGIN
     key_t := lake._column_type(s.table_name, s.entity_column);
 
     -- Maintenance: one statement-level trigger, so a batch of N rows is one set-wise statement.
-    EXECUTE lake._maintain_function_sql(p_source);
+    EXECUTE lake._maintain_function_sql(p_source, false);
     EXECUTE format(
         'CREATE OR REPLACE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION lake_gen.%I()',
         trig, s.table_name, p_source || '_maintain');

@@ -87,7 +87,7 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'event source "%" is not defined', p_source USING ERRCODE = 'undefined_object';
     END IF;
-    EXECUTE lake._maintain_function_sql(p_source);
+    EXECUTE lake._maintain_function_sql(p_source, false);
 END
 $$;
 COMMENT ON FUNCTION lake.set_tile_threshold(text, int) IS 'knob: events per entity per day after which its windows are kept in tiles (fewer means more tiles, faster reads of busy entities)';

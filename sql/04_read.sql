@@ -69,6 +69,20 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 COMMENT ON FUNCTION lake._window_agg_sql(lake.features, text) IS 'code generation: a window feature over tile and raw rows';
 
+-- One statement of a read's windows: the aggregates p_exprs into the variables p_targets, over rows
+-- x(g, ts, n, p_cols...): the tile rows p_tiles (NULL: none) and the raw events of p_table (alias e)
+-- that satisfy p_raw_pred, written as p_raw_cols.
+CREATE OR REPLACE FUNCTION lake._windows_select_sql(
+    p_exprs text[], p_targets text[], p_cols text[], p_tiles text, p_raw_cols text, p_table regclass, p_raw_pred text
+) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT format('SELECT %s INTO %s FROM (%sSELECT %s FROM %s AS e WHERE %s) AS x(g, ts, n%s); ',
+                  array_to_string(p_exprs, ', '), array_to_string(p_targets, ', '),
+                  coalesce(p_tiles || ' UNION ALL ', ''), p_raw_cols, p_table, p_raw_pred,
+                  (SELECT string_agg(', ' || quote_ident(c), '' ORDER BY o) FROM unnest(p_cols) WITH ORDINALITY AS u(c, o)))
+$$;
+COMMENT ON FUNCTION lake._windows_select_sql(text[], text[], text[], text, text, regclass, text) IS 'code generation: the statement shape shared by the raw-only, serving and historical window reads';
+
 -- The window part of a feature set's read for one event source: one statement computing every
 -- window feature of the source into variables v_<position>, raw events only for entities without
 -- tiles, complete tiles plus raw edges for the others.
@@ -82,8 +96,10 @@ DECLARE
     st regtype;
     key_t text;
     wins text[] := '{}';
+    tiled_wins int[] := '{}';  -- the windows with a tile predicate (count_distinct reads its own tiles)
     k int;
-    tile_cols text := 'grain, tile_start, n';
+    state_cols text[] := '{}';  -- columns a read takes from tiles and raw events, after g, ts and n
+    dv_cols text[] := '{}';     -- then one distinct value column per distinct-counted column
     raw_cols text;
     dv_nulls text := '';
     cold_exprs text[] := '{}';
@@ -92,12 +108,12 @@ DECLARE
     tile_pred text[] := '{}';
     raw_pred text[] := '{}';
     raw_pred_serving text[] := '{}';
-    hot_sql text;
+    edges text := '';
+    tiles text;
     dst_branches text := '';
+    serving_pred text;
     cold_in text;
     hot_in text;
-    win interval;
-    g int;
 BEGIN
     SELECT * INTO STRICT src FROM lake.sources WHERE name = p_source;
     key_t := lake._column_base_type(src.table_name, src.entity_column);
@@ -106,26 +122,26 @@ BEGIN
         ct := lake._column_type(src.table_name, c);
         st := lake._sum_type(ct::regtype);
         IF c || ':cnt' = ANY (src.state_aggs) THEN
-            tile_cols := tile_cols || format(', %I', 'cnt__' || c);
+            state_cols := state_cols || ('cnt__' || c);
             raw_cols := raw_cols || format(', (e.%I IS NOT NULL)::int::bigint', c);
         END IF;
         IF st IS NOT NULL AND c || ':sum' = ANY (src.state_aggs) THEN
-            tile_cols := tile_cols || format(', %I', 'sum__' || c);
+            state_cols := state_cols || ('sum__' || c);
             raw_cols := raw_cols || format(', e.%I::%s', c, st);
         END IF;
         IF c || ':minmax' = ANY (src.state_aggs) THEN
-            tile_cols := tile_cols || format(', %I, %I', 'min__' || c, 'max__' || c);
+            state_cols := state_cols || ARRAY['min__' || c, 'max__' || c];
             raw_cols := raw_cols || format(', e.%1$I, e.%1$I', c);
         END IF;
     END LOOP;
     FOREACH c IN ARRAY src.distinct_columns LOOP
         ct := lake._column_type(src.table_name, c);
+        dv_cols := dv_cols || ('dv__' || c);
         dv_nulls := dv_nulls || format(', NULL::%s AS %I', ct, 'dv__' || c);
         raw_cols := raw_cols || format(', e.%I', c);
     END LOOP;
 
     decl := '';
-    body := '';
     FOR ft IN SELECT f.* FROM unnest(p_features) WITH ORDINALITY AS u(n, ord) JOIN lake.features f ON f.name = u.n
                WHERE f.kind = 'window' AND f.source = p_source ORDER BY u.ord LOOP
         k := array_position(wins, ft.window_length || '|' || ft.grain);
@@ -135,26 +151,25 @@ BEGIN
             decl := decl || format('lo_%1$s_%2$s timestamptz; a_%1$s_%2$s timestamptz; b_%1$s_%2$s timestamptz; ', p_i, k);
             -- Edges: a = first complete tile after lo (and after the entity got tiles), b = first tile not
             -- entirely at or before as_of (none when as_of is at or after the entity's newest event).
-            body := body || format(
+            edges := edges || format(
                 'lo_%1$s_%2$s := as_of - %3$L::interval; '
                 || 'a_%1$s_%2$s := CASE WHEN s_%1$s.tiled_since = ''-infinity'' THEN date_bin(%4$L, lo_%1$s_%2$s, timestamptz ''epoch'') + %4$L::interval '
                 || 'ELSE greatest(date_bin(%4$L, lo_%1$s_%2$s, timestamptz ''epoch''), date_bin(%4$L, s_%1$s.tiled_since, timestamptz ''epoch'')) + %4$L::interval END; '
                 || 'b_%1$s_%2$s := CASE WHEN as_of >= s_%1$s.last_t THEN ''infinity'' '
                 || 'ELSE date_bin(%4$L, as_of + interval ''1 microsecond'', timestamptz ''epoch'') END; ',
                 p_i, k, lake._fixed_interval(ft.window_length), make_interval(secs => ft.grain));
-            IF ft.agg <> 'count_distinct' THEN
-                tile_pred := tile_pred || format('(entity = p_entity::%4$s AND grain = %3$s AND tile_start >= a_%1$s_%2$s AND tile_start < b_%1$s_%2$s)', p_i, k, ft.grain, key_t);
-            END IF;
             -- The entity condition sits in every arm so each arm is one range of the (entity, time) index.
             -- Serving reads (as_of at or after the entity's newest event) have no right edge.
-            raw_pred_serving := raw_pred_serving || format(
+            serving_pred := format(
                 '(e.%4$I = p_entity::%5$s AND e.%3$I > lo_%1$s_%2$s AND e.%3$I < least(a_%1$s_%2$s, as_of + interval ''1 microsecond''))',
                 p_i, k, src.time_column, src.entity_column, key_t);
-            raw_pred := raw_pred || (raw_pred_serving[cardinality(raw_pred_serving)] || format(
+            raw_pred_serving := raw_pred_serving || serving_pred;
+            raw_pred := raw_pred || (serving_pred || format(
                 ' OR (e.%4$I = p_entity::%5$s AND e.%3$I >= greatest(a_%1$s_%2$s, b_%1$s_%2$s) AND e.%3$I <= as_of)',
                 p_i, k, src.time_column, src.entity_column, key_t));
-        ELSIF ft.agg <> 'count_distinct' AND NOT EXISTS (
-                SELECT 1 FROM unnest(tile_pred) p WHERE p LIKE format('%%a\_%s\_%s %%', p_i, k)) THEN
+        END IF;
+        IF ft.agg <> 'count_distinct' AND NOT k = ANY (tiled_wins) THEN
+            tiled_wins := tiled_wins || k;
             tile_pred := tile_pred || format('(entity = p_entity::%4$s AND grain = %3$s AND tile_start >= a_%1$s_%2$s AND tile_start < b_%1$s_%2$s)', p_i, k, ft.grain, key_t);
         END IF;
         cold_in := format('x.ts > as_of - %L::interval', lake._fixed_interval(ft.window_length));
@@ -166,39 +181,39 @@ BEGIN
         cold_exprs := cold_exprs || lake._window_agg_sql(ft, cold_in);
         hot_exprs := hot_exprs || lake._window_agg_sql(ft, hot_in);
         IF ft.agg = 'count_distinct' THEN
+            -- The distinct values of its tiles, in the column of its own distinct values (the others NULL).
             dst_branches := dst_branches || format(
                 ' UNION ALL SELECT grain, tile_start, %s FROM lake_gen.%I WHERE entity = p_entity::%s AND grain = %s '
                 || 'AND tile_start >= a_%s_%s AND tile_start < b_%s_%s',
                 (SELECT string_agg(CASE WHEN col = 'dv__' || ft.column_name THEN format('unnest(%I)', 'dst__' || ft.column_name)
-                                        ELSE 'NULL' END, ', ')
-                   FROM unnest(string_to_array(regexp_replace(
-                            replace(tile_cols, 'grain, tile_start, ', ''), '"', '', 'g'), ', ')
-                            || ARRAY(SELECT 'dv__' || d FROM unnest(src.distinct_columns) d)) AS col),
+                                        ELSE 'NULL' END, ', ' ORDER BY o)
+                   FROM unnest('{n}'::text[] || state_cols || dv_cols) WITH ORDINALITY AS u(col, o)),
                 p_source || '_tiles', key_t, ft.grain, p_i, k, p_i, k);
         END IF;
     END LOOP;
     IF cardinality(targets) = 0 THEN
+        body := '';
         RETURN;
     END IF;
-    hot_sql := 'SELECT %12$s INTO %3$s FROM (SELECT %13$s%14$s FROM lake_gen.%15$I WHERE %16$s%17$s '
-               || 'UNION ALL SELECT %4$s FROM %5$s AS e WHERE %18$s) AS x(g, ts, n%10$s); ';
+    tiles := format('SELECT grain, tile_start, n%s%s FROM lake_gen.%I WHERE %s%s',
+                    (SELECT string_agg(', ' || quote_ident(col), '' ORDER BY o) FROM unnest(state_cols) WITH ORDINALITY AS u(col, o)),
+                    dv_nulls, p_source || '_tiles', coalesce(nullif(array_to_string(tile_pred, ' OR '), ''), 'false'), dst_branches);
     body := format(
-        'IF s_%1$s.last_t IS NOT NULL THEN IF s_%1$s.tiled_since IS NULL THEN '
-        || 'SELECT %2$s INTO %3$s FROM (SELECT %4$s FROM %5$s AS e WHERE e.%6$I = p_entity::%7$s '
-        || 'AND e.%8$I > as_of - %9$L::interval AND e.%8$I <= as_of) AS x(g, ts, n%10$s); '
-        || 'ELSE %11$s'
-        || 'IF as_of >= s_%1$s.last_t THEN ' || replace(hot_sql, '%18$s', '%19$s') || 'ELSE ' || hot_sql || 'END IF; '
+        'IF s_%1$s.last_t IS NOT NULL THEN IF s_%1$s.tiled_since IS NULL THEN %2$sELSE %3$s'
+        || 'IF as_of >= s_%1$s.last_t THEN %4$sELSE %5$sEND IF; '
         || 'END IF; END IF; ',
-        p_i, array_to_string(cold_exprs, ', '), array_to_string(targets, ', '), raw_cols, src.table_name,
-        src.entity_column, key_t, src.time_column,
-        (SELECT lake._fixed_interval(max(window_length)) FROM lake.features
-          WHERE name = ANY (p_features) AND kind = 'window' AND source = p_source),
-        (SELECT string_agg(', ' || col, '') FROM unnest(string_to_array(regexp_replace(
-             replace(tile_cols, 'grain, tile_start, n', ''), '^, ', ''), ', ')
-             || ARRAY(SELECT quote_ident('dv__' || d) FROM unnest(src.distinct_columns) d)) AS col WHERE col <> ''),
-        body, array_to_string(hot_exprs, ', '), tile_cols, dv_nulls, p_source || '_tiles',
-        coalesce(nullif(array_to_string(tile_pred, ' OR '), ''), 'false'), dst_branches,
-        array_to_string(raw_pred, ' OR '), array_to_string(raw_pred_serving, ' OR '));
+        p_i,
+        lake._windows_select_sql(
+            cold_exprs, targets, state_cols || dv_cols, NULL, raw_cols, src.table_name,
+            format('e.%1$I = p_entity::%2$s AND e.%3$I > as_of - %4$L::interval AND e.%3$I <= as_of',
+                   src.entity_column, key_t, src.time_column,
+                   (SELECT lake._fixed_interval(max(window_length)) FROM lake.features
+                     WHERE name = ANY (p_features) AND kind = 'window' AND source = p_source))),
+        edges,
+        lake._windows_select_sql(hot_exprs, targets, state_cols || dv_cols, tiles, raw_cols, src.table_name,
+                                 array_to_string(raw_pred_serving, ' OR ')),
+        lake._windows_select_sql(hot_exprs, targets, state_cols || dv_cols, tiles, raw_cols, src.table_name,
+                                 array_to_string(raw_pred, ' OR ')));
 END
 $$;
 COMMENT ON FUNCTION lake._windows_sql(text, int, text[]) IS 'code generation: every window feature of one source in one statement';

@@ -4,30 +4,12 @@
 -- for replicated rows. A source fed by a subscription gets a row-level twin of its maintenance,
 -- enabled REPLICA: it fires in the apply worker only, and local inserts keep the statement trigger.
 
--- The row-level replica maintenance function of a source, from its statement-level maintenance: the
--- same single-event upsert and tile fold, reading the row from NEW instead of the transition table.
+-- The row-level replica maintenance function of a source: the same single-event upsert and tile fold
+-- as the statement-level maintenance, reading the row from NEW instead of the transition table.
 CREATE OR REPLACE FUNCTION lake._generate_replica_row_function(p_source text) RETURNS void
 LANGUAGE plpgsql AS $$
-DECLARE
-    body text := lake._maintain_function_sql(p_source);
-    statement_fn text := format('lake_gen.%I()', p_source || '_maintain');
-    row_fn text := format('lake_gen.%I()', p_source || '_maintain_row');
 BEGIN
-    IF position(statement_fn IN body) = 0
-       OR position('SELECT count(*) INTO rows FROM (SELECT FROM new_rows LIMIT 2) AS x;' IN body) = 0
-       OR position('ELSIF rows > 1 THEN' IN body) = 0 THEN
-        RAISE EXCEPTION 'replica maintenance of %: the generated maintenance changed shape', p_source;
-    END IF;
-    body := replace(body, statement_fn, row_fn);
-    body := replace(body, 'SELECT count(*) INTO rows FROM (SELECT FROM new_rows LIMIT 2) AS x;', 'rows := 1;');
-    -- The batch branch is never taken for one row; it is cut so nothing refers to the transition table.
-    body := regexp_replace(body, 'ELSIF rows > 1 THEN .* END IF; RETURN NULL; END \$f\$',
-                           'END IF; RETURN NULL; END $f$');
-    body := replace(body, 'FROM new_rows AS e', 'FROM (SELECT (NEW).*) AS e');
-    IF position('new_rows' IN body) > 0 OR position(statement_fn IN body) > 0 THEN
-        RAISE EXCEPTION 'replica maintenance of %: the generated maintenance changed shape', p_source;
-    END IF;
-    EXECUTE body;
+    EXECUTE lake._maintain_function_sql(p_source, true);
 END $$;
 
 -- Row-level guard of the apply worker: a replicated update, delete or truncate of a landing table would
