@@ -336,15 +336,27 @@ END
 $$;
 COMMENT ON FUNCTION lake.define_feature_set(text, int, text[]) IS 'declares what a model consumes and generates the STABLE function that reads it in one snapshot';
 
--- Declares a rule of a feature set: a boolean SQL expression over f.<feature>, request and as_of.
+-- Declares a rule of a feature set: a boolean SQL expression over f.<feature>, request and as_of. Only
+-- in the transaction that defined the version: a committed version is sealed, services cache its shape.
 CREATE OR REPLACE FUNCTION lake.define_rule(
     p_feature_set text, p_version int, p_name text, p_predicate text, p_action text, p_reason text
 ) RETURNS void
 LANGUAGE plpgsql AS $$
+DECLARE
+    v_set lake.feature_sets;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM lake.feature_sets WHERE name = p_feature_set AND version = p_version) THEN
+    SELECT * INTO v_set FROM lake.feature_sets WHERE name = p_feature_set AND version = p_version;
+    IF NOT FOUND THEN
         RAISE EXCEPTION 'rule "%": feature set "%" version % is not defined', p_name, p_feature_set, p_version
             USING ERRCODE = 'undefined_object';
+    END IF;
+    IF v_set.defined_in <> pg_current_xact_id() THEN
+        RAISE EXCEPTION 'rule "%": feature set "%" version % is sealed (defined by an earlier transaction, and read by services as it is)',
+                        p_name, p_feature_set, p_version
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = format('define version %s with lake.define_feature_set(%L, %s, ...) and give it its rules in the same migration',
+                                (SELECT max(version) + 1 FROM lake.feature_sets WHERE name = p_feature_set), p_feature_set,
+                                (SELECT max(version) + 1 FROM lake.feature_sets WHERE name = p_feature_set));
     END IF;
     IF EXISTS (SELECT 1 FROM lake.rules WHERE feature_set = p_feature_set AND version = p_version AND name = p_name) THEN
         RAISE EXCEPTION 'rule "%" already exists in feature set "%" version %', p_name, p_feature_set, p_version

@@ -346,6 +346,8 @@ END $f$ $g$,
     EXECUTE format('COMMENT ON FUNCTION %s IS %L', result,
                    'one-snapshot read of feature set ' || p_name || ' version ' || p_version || ' (generated from lake.features)');
     UPDATE lake.feature_sets SET read_function = result WHERE name = p_name AND version = p_version;
+    -- Running services drop what they cached of this version when the transaction commits.
+    PERFORM pg_notify('lake_catalog', p_name || ':' || p_version);
     RETURN result;
 END
 $$;

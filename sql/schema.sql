@@ -77,9 +77,11 @@ CREATE TABLE lake.feature_sets (
     features   text[] NOT NULL CHECK (cardinality(features) > 0),
     read_function regprocedure,
     created_at timestamptz NOT NULL DEFAULT now(),
+    defined_in xid8 NOT NULL DEFAULT pg_current_xact_id(),
     PRIMARY KEY (name, version)
 );
 COMMENT ON TABLE lake.feature_sets IS 'named, ordered, versioned feature lists (what a model consumes) and the generated function that reads one';
+COMMENT ON COLUMN lake.feature_sets.defined_in IS 'transaction that defined the version; rules can be added only inside it, the version is immutable after it commits';
 
 CREATE TABLE lake.rules (
     feature_set text NOT NULL,

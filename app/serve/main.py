@@ -47,7 +47,9 @@ def create_app(settings: Settings) -> FastAPI:
         store = ModelStore(pool)
         keys = ApiKeys(pool, settings.key_cache_seconds) if settings.auth else None
         listener = Listener(settings.pool_url)
+        catalog = Catalog()
         listener.on("lake_models", store.on_notify, store.resync)
+        listener.on("lake_catalog", catalog.on_notify, catalog.resync)
         if keys is not None:
             listener.on("lake_api_keys", keys.on_notify, keys.resync)
         writer = DecisionWriter(
@@ -56,7 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.pool = pool
         app.state.models = store
         app.state.api_keys = keys
-        app.state.catalog = Catalog()
+        app.state.catalog = catalog
         app.state.entity_gate = EntityGate(settings.decide_queue_max)
         app.state.settings = settings
         app.state.decision_log = writer

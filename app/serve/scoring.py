@@ -55,12 +55,24 @@ class UnknownFeatureSet(LookupError):
 
 
 class Catalog:
-    """Feature set versions are immutable once defined, so each is read from the lake once (and the
-    statement reading a combination of them is composed once)."""
+    """Feature set versions are sealed once defined, so each is read from the lake once (and the
+    statement reading a combination of them is composed once). Their read functions are generated again
+    by an engine upgrade or a new feature of their source; the lake then notifies (channel lake_catalog)
+    and everything cached is read again."""
 
     def __init__(self) -> None:
         self._sets: dict[tuple[str, int], FeatureSet] = {}
         self._statements: dict[tuple[tuple[str, int], ...], str] = {}
+
+    def clear(self) -> None:
+        self._sets = {}
+        self._statements = {}
+
+    async def on_notify(self, payload: str) -> None:
+        self.clear()
+
+    async def resync(self) -> None:
+        self.clear()
 
     def statement(self, conn: AsyncConnection[Any], sets: list[FeatureSet]) -> str:
         key = tuple((fs.name, fs.version) for fs in sets)

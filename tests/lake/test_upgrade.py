@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from app.lake import registry
+from app.lake import files, registry
 from app.lake.cluster import Cluster
 from app.lake.migrations import migrate
 from examples.cards.generator import Params, generate
@@ -29,6 +29,7 @@ pytestmark = pytest.mark.skipif(
 )
 PARAMS = Params(seed=5, cards=120, merchants=60, start=datetime(2026, 9, 1, tzinfo=UTC), days=3, fraud_share=0.1)
 AS_OF = PARAMS.start + timedelta(days=2, hours=7)
+READ_AT = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)  # after compaction: all history archived
 
 TABLES = [
     "cards.transactions", "cards.chargebacks", "cards.profiles", "lake.sources", "lake.features",
@@ -57,9 +58,13 @@ def new_lake(lake_cluster: Cluster) -> Iterator[str]:
 
 
 def fill(dsn: str) -> None:
-    """Events through the landing path, a compaction, a replica source, a model, a key, decisions."""
+    """Events through the landing path, then compacted (their aggregates kept in archive rows), a replica
+    source, a model, a key, decisions."""
     with psycopg.connect(dsn) as conn:
         into_lake(generate(PARAMS), conn, None)
+        conn.execute("SELECT * FROM lake.compact()")
+        for i in range(60):  # and recent events over the archive: raw windows, and tiles for the busy card
+            land_txn(conn, f"recent-{i}", f"card-{i % 3:05d}", f"m{i % 7}", 3 + i, READ_AT - timedelta(minutes=60 - i))
         conn.execute("SELECT lake.enable_replica_maintenance('card_chargeback')")
         registry.register_model(conn, "fraud", constant(19, 0.2), "fraud", status="active")
         registry.create_api_key(conn, "scorer", ["score"])
@@ -77,16 +82,19 @@ def fill(dsn: str) -> None:
 
 def contents(dsn: str) -> dict[str, Any]:
     with psycopg.connect(dsn) as conn:
-        out: dict[str, Any] = {t: conn.execute(f"SELECT md5(string_agg(x::text, ',' ORDER BY x::text)), count(*) "
-                                               f"FROM {t} AS x").fetchone() for t in TABLES}  # fmt: skip
-        cards = [r[0] for r in conn.execute("SELECT DISTINCT card_id FROM cards.transactions ORDER BY 1 LIMIT 40")]
+        # Every row of every table, as json without the columns later engine migrations add.
+        rows = "to_jsonb(x) - 'defined_in'"
+        out: dict[str, Any] = {t: conn.execute(f"SELECT md5(string_agg(({rows})::text, ',' ORDER BY ({rows})::text)), "
+                                               f"count(*) FROM {t} AS x").fetchone() for t in TABLES}  # fmt: skip
+        cards = [r[0] for r in conn.execute("SELECT DISTINCT card_id FROM cards.chargebacks ORDER BY 1 LIMIT 20")]
+        cards += [f"card-{i:05d}" for i in range(20)]
         out["vectors"] = [
             conn.execute(
                 'SELECT features, rules FROM lake.read_vector(\'fraud\', %s, %s, \'{"amount": 75, "country": "FR"}\')',
                 (card, at),
             ).fetchone()
             for card in cards
-            for at in (AS_OF, PARAMS.start + timedelta(days=3))
+            for at in (READ_AT, READ_AT + timedelta(minutes=30))
         ]
         return out
 
@@ -102,6 +110,9 @@ def verify(dsn: str) -> list[tuple[Any, ...]]:
 def test_a_release_lake_upgrades_in_place(old_lake: str, new_lake: str) -> None:
     release_0_1_0.build(old_lake)
     fill(old_lake)
+    with psycopg.connect(old_lake) as conn:  # what the vectors read is in archive rows, not raw events
+        assert conn.execute("SELECT count(*) FROM lake_gen.card_txn_tiles WHERE grain = -1").fetchone()[0] > 50
+        assert conn.execute("SELECT count(*) FROM cards.transactions").fetchone() == (60,)  # the recent ones
     before = contents(old_lake)
     assert verify(old_lake) == []
 
@@ -116,7 +127,8 @@ def test_a_release_lake_upgrades_in_place(old_lake: str, new_lake: str) -> None:
     assert migrate(old_lake, cards_project()).nothing_to_do
     with psycopg.connect(old_lake) as conn:
         chains = conn.execute("SELECT chain, count(*) FROM lake.applied_migrations GROUP BY 1 ORDER BY 1").fetchall()
-        assert chains == [("cards", 4), ("engine", 1), ("legacy", 9)]
+        engine = len(list(files.MIGRATIONS_DIR.glob("*.sql")))
+        assert chains == [("cards", 4), ("engine", engine), ("legacy", 9)]
         assert conn.execute("SELECT to_regclass('lake.alembic_version')").fetchone() == (None,)
         # Landing still maintains the state after the upgrade.
         land_txn(conn, "after-upgrade", "card-00001", "m1", 10)
