@@ -1,6 +1,6 @@
 -- Two reference reads of the quiet-card fraud vector, to bound what any state layout can reach.
 -- Not the product: hand-written for the fraud feature set, same result type and values as its
--- generated read function (lake_gen.read_fraud_v1) for a read at now().
+-- generated read function (api.read_fraud_v1) for a read at now().
 --
 --   bench.read_state:   an alternative layout, one state row per card holding the lifetime aggregates
 --                       and the card's events of the longest window (30 days) as arrays, so the five

@@ -133,7 +133,7 @@ def measure(base: str, args: argparse.Namespace) -> None:
         conn.execute("VACUUM ANALYZE bench.card_state")
         differ = conn.execute((HERE / "read_bounds_check.sql").read_text()).fetchone()
         if differ is None or differ[0] != 0:
-            raise SystemExit(f"bench.read_state differs from lake_gen.read_fraud_v1 for {differ} of 2,000 cards")
+            raise SystemExit(f"bench.read_state differs from api.read_fraud_v1 for {differ} of 2,000 cards")
 
     f = lambda n: ["-f", str(HERE / "pgbench" / n)]  # noqa: E731
     print("reads, 8 clients, vs pgbench -S -M prepared on the same cluster:", flush=True)

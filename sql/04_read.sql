@@ -226,7 +226,7 @@ DECLARE
     src lake.sources;
     rl lake.rules;
     row_type text := format('lake_gen.%I', 'fs_' || p_name || '_v' || p_version);
-    fn text := format('lake_gen.%I', 'read_' || p_name || '_v' || p_version);
+    fn text := format('api.%I', 'read_' || p_name || '_v' || p_version);
     vec_type text := format('lake_gen.%I', 'vec_' || p_name || '_v' || p_version);
     decl text := '';
     body text := '';
@@ -322,7 +322,7 @@ BEGIN
 
     EXECUTE format($g$
 CREATE FUNCTION %1$s(p_entity text, as_of timestamptz DEFAULT now(), request jsonb DEFAULT '{}')
-RETURNS %12$s LANGUAGE plpgsql STABLE AS $f$
+RETURNS %12$s LANGUAGE plpgsql STABLE SECURITY DEFINER AS $f$
 DECLARE
     f %2$s;
     %3$s
@@ -346,6 +346,8 @@ END $f$ $g$,
     EXECUTE format('COMMENT ON FUNCTION %s IS %L', result,
                    'one-snapshot read of feature set ' || p_name || ' version ' || p_version || ' (generated from lake.features)');
     UPDATE lake.feature_sets SET read_function = result WHERE name = p_name AND version = p_version;
+    -- The read is part of the contract: the roles that read vectors may call it (default privileges of
+    -- schema api, roles.sql).
     -- Running services drop what they cached of this version when the transaction commits.
     PERFORM pg_notify('lake_catalog', p_name || ':' || p_version);
     RETURN result;

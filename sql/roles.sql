@@ -1,11 +1,17 @@
--- contextlake engine: database roles and every grant (installed after the rest of sql/, and again
--- after a project's migrations).
---   contextlake_service: what the scoring service connects as. It reads every table, writes
---     decisions, and lands events only through lake.land_event; it owns nothing and cannot run DDL.
---   contextlake_analyst: read-only psql access (every session is read only), API key hashes excepted.
--- Roles belong to the whole server, so they are created once and reused by every lake database on it.
--- Neither has a password: set one (ALTER ROLE ... PASSWORD) where the server does not trust local logins.
+-- contextlake engine: the database roles and every grant, installed after the rest of sql/ (and
+-- before the catalog's objects are generated again).
+--   contextlake_service: what the HTTP service connects as. It may call and read the contract (schema
+--     api) and nothing else: no table of the lake or of a landing schema, no temporary tables, no DDL.
+--     It lands events, locks entities and logs decisions through api functions that run as the owner.
+--   contextlake_analyst: read-only psql access to the contract's views and reads (never key hashes,
+--     never the service's writes); every session is read only.
+-- The role that runs `contextlake migrate` owns the engine (and runs the definition API); roles are
+-- server-wide, so they are created once and reused by every lake database on the server. Neither has a
+-- password: set one (ALTER ROLE ... PASSWORD) where the server does not trust local logins.
 
+-- ===========================================================================
+-- Roles
+-- ===========================================================================
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'contextlake_service') THEN
@@ -17,43 +23,73 @@ BEGIN
 END $$;
 ALTER ROLE contextlake_analyst SET default_transaction_read_only = on;
 
--- Grants both roles read access to the lake, its generated state and every landing schema, the
--- service its writes; run again by a migration that adds a landing schema or table.
-CREATE OR REPLACE FUNCTION lake.grant_serving_roles() RETURNS void
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_schema name;
-BEGIN
-    FOR v_schema IN
-        SELECT 'lake'::name UNION SELECT 'lake_gen'::name
-        UNION SELECT n.nspname FROM lake.sources s JOIN pg_class c ON c.oid = s.table_name
-                                JOIN pg_namespace n ON n.oid = c.relnamespace
-    LOOP
-        EXECUTE format('GRANT USAGE ON SCHEMA %I TO contextlake_service, contextlake_analyst', v_schema);
-        EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA %I TO contextlake_service, contextlake_analyst', v_schema);
-    END LOOP;
-    EXECUTE format('GRANT CONNECT ON DATABASE %I TO contextlake_service, contextlake_analyst', current_database());
-    REVOKE SELECT ON lake.api_keys FROM contextlake_analyst;
-    GRANT INSERT ON lake.decisions TO contextlake_service;
-    -- Definition, registry, key and maintenance functions stay with the owner.
-    REVOKE EXECUTE ON FUNCTION lake.register_model(text, int, bytea, text, int, text[], double precision,
-                                                   double precision, text) FROM PUBLIC;
-    REVOKE EXECUTE ON FUNCTION lake.set_model_status(text, int, text) FROM PUBLIC;
-    REVOKE EXECUTE ON FUNCTION lake.create_api_key(text, text[]) FROM PUBLIC;
-    REVOKE EXECUTE ON FUNCTION lake.revoke_api_key(text) FROM PUBLIC;
-    REVOKE EXECUTE ON FUNCTION lake.import_api_key(text, text[], text) FROM PUBLIC;
-    REVOKE EXECUTE ON FUNCTION lake.land_event(text, text, jsonb) FROM PUBLIC;
-    GRANT EXECUTE ON FUNCTION lake.land_event(text, text, jsonb) TO contextlake_service;
-    REVOKE EXECUTE ON FUNCTION lake.land_events(text, jsonb) FROM PUBLIC;
-    GRANT EXECUTE ON FUNCTION lake.land_events(text, jsonb) TO contextlake_service;
-    REVOKE EXECUTE ON FUNCTION lake.apply_changes(jsonb) FROM PUBLIC;
-    GRANT EXECUTE ON FUNCTION lake.apply_changes(jsonb) TO contextlake_service;
-    REVOKE EXECUTE ON FUNCTION lake.define_cdc_mapping(text, text, jsonb, jsonb, text) FROM PUBLIC;
-END $$;
-COMMENT ON FUNCTION lake.grant_serving_roles IS
-    'grants the service and analyst roles what they need on the lake and every landing schema; idempotent';
+-- ===========================================================================
+-- The private schemas: the owner's alone
+-- ===========================================================================
+REVOKE ALL ON SCHEMA lake, lake_gen FROM PUBLIC, contextlake_service, contextlake_analyst;
+REVOKE ALL ON ALL TABLES IN SCHEMA lake, lake_gen FROM PUBLIC, contextlake_service, contextlake_analyst;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA lake, lake_gen FROM PUBLIC, contextlake_service, contextlake_analyst;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA lake FROM PUBLIC, contextlake_service, contextlake_analyst;
+-- Release 0.1.0 let both roles read every table the owner created later; nothing does now.
+ALTER DEFAULT PRIVILEGES REVOKE SELECT ON TABLES FROM contextlake_service, contextlake_analyst;
+ALTER DEFAULT PRIVILEGES REVOKE USAGE ON SCHEMAS FROM contextlake_service, contextlake_analyst;
 
-SELECT lake.grant_serving_roles();
--- Tables the migrating role creates later (new state tables, new landing tables) are readable by both.
-ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO contextlake_service, contextlake_analyst;
-ALTER DEFAULT PRIVILEGES GRANT USAGE ON SCHEMAS TO contextlake_service, contextlake_analyst;
+-- Connect, and no temporary tables for anyone the owner has not granted them (PUBLIC has TEMPORARY by
+-- default, and the service role is a member of PUBLIC like every role).
+DO $$
+BEGIN
+    EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
+    EXECUTE format('GRANT CONNECT ON DATABASE %I TO contextlake_service, contextlake_analyst', current_database());
+END $$;
+
+-- ===========================================================================
+-- The contract (schema api)
+-- ===========================================================================
+REVOKE ALL ON SCHEMA api FROM PUBLIC;
+GRANT USAGE ON SCHEMA api TO contextlake_service, contextlake_analyst;
+REVOKE ALL ON ALL TABLES IN SCHEMA api FROM PUBLIC, contextlake_service, contextlake_analyst;
+-- Every function of the contract but the generated reads (below) starts from no privilege at all.
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid FROM pg_proc p
+              WHERE p.pronamespace = 'api'::regnamespace
+                AND p.oid NOT IN (SELECT read_function FROM lake.feature_sets WHERE read_function IS NOT NULL)
+    LOOP
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC, contextlake_service, contextlake_analyst', f);
+    END LOOP;
+END $$;
+
+-- Both: the catalog, the registry, freshness and lag, and reading vectors.
+GRANT SELECT ON api.sources, api.features, api.feature_sets, api.rules, api.labels, api.models, api.cdc_mappings,
+                api.settings, api.feature_freshness, api.ingest_lag, api.cdc_lag, api.subscription_lag
+   TO contextlake_service, contextlake_analyst;
+GRANT EXECUTE ON FUNCTION api.feature_freshness_now(), api.ingest_lag_now(), api.ingest_lag_over(interval),
+                          api.cdc_lag_now(), api.subscription_lag_now(),
+                          api.read_vector(text, text, timestamptz, jsonb, int)
+   TO contextlake_service, contextlake_analyst;
+
+-- The analyst: the decision log.
+GRANT SELECT ON api.decisions TO contextlake_analyst;
+
+-- The service: its key check and its writes, each through a function that runs as the owner.
+GRANT EXECUTE ON FUNCTION api.api_key(text), api.land_events(text, jsonb), api.apply_changes(jsonb),
+                          api.lock_entity(text, text, jsonb, text), api.land_event(text, text, jsonb),
+                          api.log_decisions(jsonb)
+   TO contextlake_service;
+
+-- The generated read functions (api.read_<set>_v<n>): those generated already, and through default
+-- privileges every one the owner generates later (a feature set defined in a project migration). They
+-- keep PostgreSQL's default EXECUTE for PUBLIC: only roles with USAGE on api (these two) can reach them.
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT read_function FROM lake.feature_sets
+              WHERE read_function IS NOT NULL AND (SELECT pronamespace FROM pg_proc WHERE oid = read_function) = 'api'::regnamespace
+    LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO contextlake_service, contextlake_analyst', f);
+    END LOOP;
+END $$;
+ALTER DEFAULT PRIVILEGES IN SCHEMA api GRANT EXECUTE ON FUNCTIONS TO contextlake_service, contextlake_analyst;

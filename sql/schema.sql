@@ -13,6 +13,9 @@ COMMENT ON SCHEMA lake IS 'contextlake engine: catalog, definition API, read pat
 CREATE SCHEMA IF NOT EXISTS lake_gen;
 COMMENT ON SCHEMA lake_gen IS 'objects generated from the catalog (state tables, triggers, read functions); never edit by hand';
 
+CREATE SCHEMA IF NOT EXISTS api;
+COMMENT ON SCHEMA api IS 'the contract of the lake: views and functions the service and analysts call or read; the tables stay private';
+
 CREATE TABLE lake.settings (
     key         text PRIMARY KEY,
     value       text NOT NULL,

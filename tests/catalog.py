@@ -1,6 +1,7 @@
 """The shape of a lake's database, for comparing two lakes: schemas, tables and columns, constraints,
 indexes, types, functions (with their text), views, triggers and privileges, in the engine's schemas
-and every schema a project added (names only, never oids)."""
+and every schema a project added (names only, never oids). Privileges are compared as they take effect:
+an object without an explicit ACL has its type's default."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ import psycopg
 SCHEMAS = "SELECT nspname FROM pg_namespace WHERE nspname !~ '^pg_' AND nspname <> 'information_schema'"
 
 QUERIES = {
-    "schemas": f"SELECT n.nspname, n.nspacl::text FROM pg_namespace n WHERE n.nspname IN ({SCHEMAS}) ORDER BY 1",
+    "schemas": f"""
+        SELECT n.nspname, coalesce(n.nspacl, acldefault('n', n.nspowner))::text
+          FROM pg_namespace n WHERE n.nspname IN ({SCHEMAS}) ORDER BY 1""",
     "relations": f"""
-        SELECT c.oid::regclass::text, c.relkind, c.relacl::text, obj_description(c.oid, 'pg_class')
+        SELECT c.oid::regclass::text, c.relkind, coalesce(c.relacl, acldefault('r', c.relowner))::text,
+               obj_description(c.oid, 'pg_class')
           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE n.nspname IN ({SCHEMAS}) AND c.relkind IN ('r', 'v', 'm', 'S', 'p') ORDER BY 1""",
     "columns": f"""
@@ -36,7 +40,8 @@ QUERIES = {
                SELECT c.oid FROM pg_class c WHERE c.oid = t.typrelid AND c.relkind = 'c')) ORDER BY 1""",
     "functions": f"""
         SELECT p.oid::regprocedure::text, pg_get_function_result(p.oid), md5(p.prosrc), p.provolatile,
-               p.prosecdef, p.proconfig::text, p.proacl::text, obj_description(p.oid, 'pg_proc')
+               p.prosecdef, p.proconfig::text, coalesce(p.proacl, acldefault('f', p.proowner))::text,
+               obj_description(p.oid, 'pg_proc')
           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
          WHERE n.nspname IN ({SCHEMAS}) ORDER BY 1""",
     "views": f"SELECT schemaname, viewname, definition FROM pg_views WHERE schemaname IN ({SCHEMAS}) ORDER BY 1, 2",

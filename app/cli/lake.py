@@ -104,9 +104,9 @@ def cmd_psql(args: argparse.Namespace) -> int:
 
 def cmd_freshness(args: argparse.Namespace) -> int:
     with context.connect(args) as conn:
-        print("feature freshness (lake.feature_freshness)")
+        print("feature freshness (api.feature_freshness)")
         context.print_query(conn, "freshness")
-        print("\ningest lag (lake.ingest_lag)")
+        print("\ningest lag (api.ingest_lag)")
         context.print_query(conn, "ingest_lag")
     return 0
 
@@ -152,7 +152,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sp.add_argument("--project", type=Path, help="feature project folder (default: CONTEXTLAKE_PROJECT, else .)")
     sp.set_defaults(func=cmd_new_migration)
     sp = sub.add_parser("psql", help="open psql on the lake")
-    sp.usage = "contextlake psql [psql options, e.g. -c 'SELECT * FROM lake.feature_freshness']"
+    sp.usage = "contextlake psql [psql options, e.g. -c 'SELECT * FROM api.feature_freshness']"
     sp.set_defaults(func=cmd_psql)
     sub.add_parser("freshness", help="print per-feature freshness and per-source ingest lag").set_defaults(
         func=cmd_freshness

@@ -24,5 +24,10 @@ ROLES_FILE = SQL_DIR / "roles.sql"
 
 
 def code_files() -> list[Path]:
-    """The engine's functions, views and triggers in install order (NN_*.sql), then every grant (roles.sql)."""
-    return [*sorted(SQL_DIR.glob("[0-9][0-9]_*.sql")), ROLES_FILE]
+    """The engine's functions, views and triggers in install order (NN_*.sql)."""
+    return sorted(SQL_DIR.glob("[0-9][0-9]_*.sql"))
+
+
+def installed_files() -> list[Path]:
+    """Everything the engine's code checksum covers: the code, then every grant (roles.sql)."""
+    return [*code_files(), ROLES_FILE]

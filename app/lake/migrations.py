@@ -1,9 +1,10 @@
 """Applies the engine, then a feature project, to a lake: in one transaction, all or nothing.
 
 1. The engine's migrations (migrations/NNNN_verb_noun.sql): tables and types, append-only.
-2. The engine's code (sql/NN_*.sql, then sql/roles.sql): functions, views, triggers and grants,
-   installed again whenever their text changed; functions and views an earlier release had and this
-   one does not are dropped; then every object generated from the catalog is generated again.
+2. The engine's code (sql/NN_*.sql): functions, views and triggers, installed again whenever their
+   text (or roles.sql) changed; functions and views an earlier release had and this one does not are
+   dropped; then every grant (sql/roles.sql); then every object generated from the catalog is
+   generated again.
 3. The project's migrations (DIR/migrations/NNNN_*.sql), a chain of their own.
 
 Each applied migration is recorded with its checksum; an applied migration whose file was edited or
@@ -107,7 +108,7 @@ def read_chain(chain: str, folder: Path) -> list[Migration]:
 
 def code_checksum() -> str:
     digest = hashlib.sha256()
-    for path in files.code_files():
+    for path in files.installed_files():
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
@@ -162,6 +163,7 @@ def _adopt_legacy(conn: psycopg.Connection, engine: list[Migration]) -> bool:
             {"chain": LEGACY, "version": int(rev), "name": name, "sha256": sha, "adopted": True, "applied_at": at},
         )
     conn.execute(query("drop_legacy_bookkeeping"))
+    conn.execute(query("revoke_legacy_grants"))
     return True
 
 
@@ -220,6 +222,8 @@ def _install_code(conn: psycopg.Connection, plan: Plan) -> None:
         except psycopg.Error as exc:
             raise MigrationError(f"cannot drop {name[0]}, which this engine no longer has: {exc}") from None
         plan.dropped.append(name[0])
+    # Grants after the stale check: granting touches every function's row, as (re)creating one does.
+    _execute(conn, files.ROLES_FILE, "engine file")
     plan.regenerated = [(k, n) for k, n in conn.execute(query("regenerate")).fetchall()]
     conn.execute(query("record_code"), {"sha256": code_checksum()})
 
@@ -256,8 +260,10 @@ def migrate(dsn: str, project: Project | None = None, dry_run: bool = False) -> 
         for m in plan.pending:
             _execute(conn, m.path, f"migration {m.version:04d} of project {m.chain}:")
             _record(conn, m, adopted=False)
-        if plan.pending:
-            conn.execute("SELECT lake.grant_serving_roles()")
+        if not plan.code_changed:
+            # Grants are asserted on every run: a database's own (CONNECT, TEMPORARY) do not travel with
+            # a dump or a template copy.
+            _execute(conn, files.ROLES_FILE, "engine file")
         conn.commit()
     return plan
 

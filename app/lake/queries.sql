@@ -3,13 +3,13 @@
 -- name: freshness
 SELECT feature, kind, source, newest_event_id, newest_event_time, state_committed_at, absorbed,
        round(age_seconds::numeric, 3) AS age_seconds
-  FROM lake.feature_freshness
+  FROM api.feature_freshness
  ORDER BY source, feature;
 
 -- name: ingest_lag
 SELECT source, events, round(p50_seconds::numeric, 3) AS p50_seconds, round(p95_seconds::numeric, 3) AS p95_seconds,
        round(p99_seconds::numeric, 3) AS p99_seconds, round(max_seconds::numeric, 3) AS max_seconds
-  FROM lake.ingest_lag;
+  FROM api.ingest_lag;
 
 -- name: compact
 SELECT source, raw_deleted, tiles_deleted, read_horizon FROM lake.compact();
@@ -29,46 +29,45 @@ SELECT read_function::oid::regproc::text, features
 
 -- name: read_vector_by_name
 SELECT feature_set, version, entity, as_of, snapshot, features, ages, rules
-  FROM lake.read_vector(%(feature_set)s, %(entity)s, coalesce(%(as_of)s, now()), coalesce(%(request)s, '{}')::jsonb,
-                        %(version)s);
-
+  FROM api.read_vector(%(feature_set)s, %(entity)s, coalesce(%(as_of)s, now()), coalesce(%(request)s, '{}')::jsonb,
+                       %(version)s);
 
 -- name: serving_models
 SELECT name, version, onnx, sha256, feature_set, feature_set_version, features, review_at, decline_at, status
-  FROM lake.models
+  FROM api.models
  WHERE status IN ('active', 'shadow') AND (%(name)s::text IS NULL OR name = %(name)s::text)
  ORDER BY name, status;
 
 -- name: feature_set_meta
-SELECT fs.version, fs.read_function::oid::regproc::text AS read_function, fs.features,
-       coalesce((SELECT array_agg(r.name ORDER BY r.ordinal) FROM lake.rules r
+SELECT fs.version, fs.read_function, fs.features,
+       coalesce((SELECT array_agg(r.name ORDER BY r.ordinal) FROM api.rules r
                   WHERE r.feature_set = fs.name AND r.version = fs.version), '{}') AS rule_names,
-       coalesce((SELECT array_agg(r.action ORDER BY r.ordinal) FROM lake.rules r
+       coalesce((SELECT array_agg(r.action ORDER BY r.ordinal) FROM api.rules r
                   WHERE r.feature_set = fs.name AND r.version = fs.version), '{}') AS rule_actions,
-       coalesce((SELECT array_agg(r.reason ORDER BY r.ordinal) FROM lake.rules r
+       coalesce((SELECT array_agg(r.reason ORDER BY r.ordinal) FROM api.rules r
                   WHERE r.feature_set = fs.name AND r.version = fs.version), '{}') AS rule_reasons,
        (SELECT f.source FROM unnest(fs.features) WITH ORDINALITY AS u(name, i)
-          JOIN lake.features f ON f.name = u.name
-          JOIN lake.sources s ON s.name = f.source AND s.kind = 'events'
+          JOIN api.features f ON f.name = u.name
+          JOIN api.sources s ON s.name = f.source AND s.kind = 'events'
          ORDER BY u.i LIMIT 1) AS event_source,
        (SELECT s.entity FROM unnest(fs.features) WITH ORDINALITY AS u(name, i)
-          JOIN lake.features f ON f.name = u.name
-          JOIN lake.sources s ON s.name = f.source
+          JOIN api.features f ON f.name = u.name
+          JOIN api.sources s ON s.name = f.source
          ORDER BY u.i LIMIT 1) AS entity
-  FROM lake.feature_sets fs
+  FROM api.feature_sets fs
  WHERE fs.name = %(feature_set)s AND fs.version = %(version)s;
 
 -- name: api_key
-SELECT secret_sha256, scopes, revoked_at IS NOT NULL AS revoked FROM lake.api_keys WHERE key_id = %(key_id)s;
+SELECT secret_sha256, scopes, revoked FROM api.api_key(%(key_id)s);
 
 -- name: lock_entity
-SELECT lake.lock_entity(%(source)s, %(entity)s, %(event)s, %(lock_timeout)s);
+SELECT api.lock_entity(%(source)s, %(entity)s, %(event)s, %(lock_timeout)s);
 
 -- name: land_event
-SELECT lake.land_event(%(source)s, %(entity)s, %(event)s);
+SELECT api.land_event(%(source)s, %(entity)s, %(event)s);
 
 -- name: log_decisions
-SELECT lake.log_decisions(%(rows)s);
+SELECT api.log_decisions(%(rows)s);
 
 -- name: register_model
 SELECT name, version, sha256, features, status
@@ -110,7 +109,7 @@ SELECT key_id, name, array_to_string(scopes, ',') AS scopes, to_char(created_at,
  ORDER BY created_at;
 
 -- name: ingest_lag_metrics
-SELECT source, p50_seconds, p95_seconds, p99_seconds, max_seconds FROM lake.ingest_lag;
+SELECT source, p50_seconds, p95_seconds, p99_seconds, max_seconds FROM api.ingest_lag;
 
 -- name: active_model
 SELECT version FROM lake.models WHERE name = %(name)s AND status = 'active';
@@ -119,13 +118,13 @@ SELECT version FROM lake.models WHERE name = %(name)s AND status = 'active';
 SELECT outcome, count(*) FROM lake.decisions GROUP BY outcome ORDER BY outcome;
 
 -- name: land_events
-SELECT idx, event_id, status, reason FROM lake.land_events(%(source)s, %(events)s);
+SELECT idx, event_id, status, reason FROM api.land_events(%(source)s, %(events)s);
 
 -- name: cdc_decode_hints
-SELECT upstream_table, decode FROM lake.cdc_mappings;
+SELECT upstream_table, decode FROM api.cdc_mappings;
 
 -- name: apply_changes
-SELECT idx, status, reason FROM lake.apply_changes(%(changes)s);
+SELECT idx, status, reason FROM api.apply_changes(%(changes)s);
 
 -- name: land_staged
 -- The staged rows of a load (temp table lake_load: line plus text columns), landed as one batch;
@@ -194,6 +193,21 @@ SELECT revision, name, sha256, applied_at FROM lake.migration_checksums ORDER BY
 -- name: drop_legacy_bookkeeping
 DROP TABLE lake.alembic_version, lake.migration_checksums;
 
+-- name: revoke_legacy_grants
+-- Release 0.1.0 let the service and analyst roles read every landing schema and table directly; now
+-- they read the contract (schema api) only. Grants on the engine's own schemas are reset by roles.sql.
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT DISTINCT c.oid::regclass AS tbl, n.nspname AS schema
+               FROM lake.sources s JOIN pg_class c ON c.oid = s.table_name JOIN pg_namespace n ON n.oid = c.relnamespace
+    LOOP
+        EXECUTE format('REVOKE ALL ON %s FROM contextlake_service, contextlake_analyst', r.tbl);
+        EXECUTE format('REVOKE ALL ON SCHEMA %I FROM contextlake_service, contextlake_analyst', r.schema);
+    END LOOP;
+END $$;
+
 -- name: has_legacy_bookkeeping
 SELECT to_regclass('lake.alembic_version') IS NOT NULL;
 
@@ -223,6 +237,7 @@ SELECT c.oid::regclass::text
 SELECT p.oid::regprocedure::text
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
  WHERE n.nspname IN ('lake', 'api') AND NOT p.xmin = pg_current_xact_id()::xid
+   AND p.oid NOT IN (SELECT read_function FROM lake.feature_sets WHERE read_function IS NOT NULL)
  ORDER BY 1;
 
 -- name: regenerate

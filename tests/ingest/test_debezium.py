@@ -76,7 +76,7 @@ def snapshot_of_lake(conn: psycopg.Connection) -> tuple[Any, ...]:
     ).fetchall()
     vectors = [
         conn.execute(
-            "SELECT card_txn_count, card_amount_sum, card_merchants_5m FROM lake_gen.read_fraud_v1(%s)", (c,)
+            "SELECT card_txn_count, card_amount_sum, card_merchants_5m FROM api.read_fraud_v1(%s)", (c,)
         ).fetchone()
         for c in ("c0", "c1", "c2")
     ]

@@ -56,7 +56,7 @@ def recomputed(conn: psycopg.Connection, card: str) -> tuple[Any, ...]:
 
 def maintained(conn: psycopg.Connection, card: str) -> tuple[Any, ...]:
     row = conn.execute(
-        "SELECT card_txn_count, card_amount_sum, card_txn_count_1h FROM lake_gen.read_fraud_v1(%s)", (card,)
+        "SELECT card_txn_count, card_amount_sum, card_txn_count_1h FROM api.read_fraud_v1(%s)", (card,)
     ).fetchone()
     assert row is not None
     return row

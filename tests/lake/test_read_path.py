@@ -117,16 +117,16 @@ def test_landing_tables_are_append_only(conn: psycopg.Connection, statement: str
 
 def test_null_entity_or_as_of_is_a_clear_error(conn: psycopg.Connection) -> None:
     with pytest.raises(psycopg.errors.NullValueNotAllowed, match="entity and as_of are required"):
-        conn.execute("SELECT * FROM lake_gen.read_fraud_v1(NULL)")
+        conn.execute("SELECT * FROM api.read_fraud_v1(NULL)")
     with pytest.raises(psycopg.errors.NullValueNotAllowed, match="entity and as_of are required"):
-        conn.execute("SELECT * FROM lake_gen.read_fraud_v1('c1', NULL)")
+        conn.execute("SELECT * FROM api.read_fraud_v1('c1', NULL)")
 
 
 def test_typed_vector_lines_up_with_names(conn: psycopg.Connection) -> None:
     now = datetime.now(UTC)
     land(conn, "a1", "c1", now - timedelta(seconds=30))
     conn.execute("INSERT INTO cards.profiles VALUES ('c1', %s, 2, 700, 90)", (now - timedelta(hours=2),))
-    typed = conn.execute("SELECT * FROM lake_gen.read_fraud_v1('c1', %s, '{\"amount\": 1000}')", (now,))
+    typed = conn.execute("SELECT * FROM api.read_fraud_v1('c1', %s, '{\"amount\": 1000}')", (now,))
     names = [d.name for d in typed.description or []]
     row = dict(zip(names, typed.fetchone() or (), strict=True))
     features = conn.execute("SELECT features FROM lake.feature_sets WHERE name = 'fraud'").fetchone()[0]  # type: ignore[index]

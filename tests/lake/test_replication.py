@@ -65,7 +65,7 @@ def test_upstream_inserts_become_features_on_the_lake(upstream: str, conn: psyco
             assert conn.execute("SELECT count(*) FROM lake.verify_state()").fetchone() == (0,)
             for c in range(5):
                 vector = conn.execute(
-                    "SELECT card_txn_count, card_amount_sum FROM lake_gen.read_fraud_v1(%s)", (f"c{c}",)
+                    "SELECT card_txn_count, card_amount_sum FROM api.read_fraud_v1(%s)", (f"c{c}",)
                 ).fetchone()
                 raw = conn.execute(
                     "SELECT count(*), sum(amount) FROM cards.transactions WHERE card_id = %s", (f"c{c}",)

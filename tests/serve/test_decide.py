@@ -69,7 +69,7 @@ def test_retry_with_the_same_event_id_returns_the_first_decision_and_lands_nothi
     assert again["features"] == first["features"]
     assert conn.execute("SELECT count(*) FROM cards.transactions WHERE card_id = 'card-2'").fetchone() == (1,)
     assert conn.execute("SELECT count(*) FROM lake.decisions").fetchone() == (1,)
-    assert conn.execute("SELECT card_txn_count FROM lake_gen.read_fraud_v1('card-2')").fetchone() == (1,)
+    assert conn.execute("SELECT card_txn_count FROM api.read_fraud_v1('card-2')").fetchone() == (1,)
 
 
 def test_an_event_without_an_id_gets_one(client: httpx.Client, conn: psycopg.Connection) -> None:

@@ -42,7 +42,7 @@ def test_a_clean_shutdown_writes_every_acknowledged_decision(dsn: str, conn: psy
 def test_decisions_the_lake_refuses_at_shutdown_are_spilled_and_written_on_the_next_start(
     dsn: str, conn: psycopg.Connection, tmp_path: Path
 ) -> None:
-    conn.execute("REVOKE INSERT ON lake.decisions FROM contextlake_service")
+    conn.execute("REVOKE EXECUTE ON FUNCTION api.log_decisions(jsonb) FROM contextlake_service")
     settings = Settings(database_url=dsn, log_interval=0.01, log_shutdown_seconds=0.3, spill_dir=tmp_path)
     key = new_key(dsn, "score")
     with serving(settings, key) as c:
@@ -52,7 +52,7 @@ def test_decisions_the_lake_refuses_at_shutdown_are_spilled_and_written_on_the_n
     (spill,) = tmp_path.glob("decisions-*.jsonl")
     assert {json.loads(line)["decision_id"] for line in spill.read_text().splitlines()} == ids
 
-    conn.execute("GRANT INSERT ON lake.decisions TO contextlake_service")
+    conn.execute("GRANT EXECUTE ON FUNCTION api.log_decisions(jsonb) TO contextlake_service")
     with serving(settings, key) as c:
         wait_ready(c)
         deadline = time.monotonic() + 10
@@ -65,7 +65,7 @@ def test_decisions_the_lake_refuses_at_shutdown_are_spilled_and_written_on_the_n
 def test_a_full_backlog_answers_503_rather_than_drop_a_decision(
     dsn: str, conn: psycopg.Connection, tmp_path: Path
 ) -> None:
-    conn.execute("REVOKE INSERT ON lake.decisions FROM contextlake_service")
+    conn.execute("REVOKE EXECUTE ON FUNCTION api.log_decisions(jsonb) FROM contextlake_service")
     settings = Settings(
         database_url=dsn, log_queue_max=3, log_interval=0.01, log_shutdown_seconds=0.1, spill_dir=tmp_path
     )

@@ -18,7 +18,7 @@ async def readyz(request: Request) -> dict[str, object]:
     """The lake answers, and the models of the registry are loaded."""
     state = request.app.state
     async with state.pool.connection() as conn:
-        await conn.execute("SELECT count(*) FROM lake.feature_sets")
+        await conn.execute("SELECT count(*) FROM api.feature_sets")
     if not state.models.loaded:
         raise HTTPException(503, "models not loaded yet", headers={"Retry-After": "1"})
     return {
