@@ -6,12 +6,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import psycopg
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from fastapi import FastAPI
+from psycopg_pool import AsyncConnectionPool
 
 from app import __version__
+from app.serve import errors
 from app.serve.auth import ApiKeys
 from app.serve.decision_log import DecisionWriter
 from app.serve.entity_gate import EntityGate
@@ -76,14 +75,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.metrics = Metrics()
     app.add_middleware(TimingMiddleware, metrics=app.state.metrics)
 
-    @app.exception_handler(PoolTimeout)
-    @app.exception_handler(psycopg.OperationalError)
-    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(
-            {"detail": f"database unavailable: {str(exc).strip() or type(exc).__name__}"},
-            status_code=503,
-            headers={"Retry-After": "1"},
-        )
+    errors.install(app)
 
     for module in (health, metrics, features, freshness, score, events, cdc, models):
         app.include_router(module.router)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import psycopg
 from fastapi import APIRouter, Depends, HTTPException, Request
 from psycopg.types.json import Jsonb
 
@@ -53,11 +52,8 @@ async def debezium(request: Request) -> JsonResponse:
                 changes.append((i, change))
         results: list[tuple[int, str, str | None]] = []
         if changes:
-            try:
-                params = {"changes": Jsonb([c.as_json() for _, c in changes], dumps=dumps)}
-                rows = await (await conn.execute(query("apply_changes"), params)).fetchall()
-            except (psycopg.DataError, psycopg.IntegrityError) as exc:
-                raise HTTPException(422, exc.diag.message_primary or str(exc)) from None
+            params = {"changes": Jsonb([c.as_json() for _, c in changes], dumps=dumps)}
+            rows = await (await conn.execute(query("apply_changes"), params)).fetchall()
             results = [(changes[idx][0], status, reason) for idx, status, reason in rows]
     rejected += [{"index": i, "reason": reason} for i, status, reason in results if status == "rejected"]
     rejected.sort(key=lambda r: r["index"])

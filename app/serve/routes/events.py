@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import psycopg
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -72,11 +71,6 @@ async def land_events(body: EventsRequest, request: Request) -> JsonResponse:
             return JsonResponse(
                 {"landed": 0, "duplicates": 0, "rejected": rejected, "detail": "atomic batch: nothing landed"}, 422
             )
-        except psycopg.errors.UndefinedObject as exc:
-            detail = exc.diag.message_primary or str(exc)
-            raise HTTPException(
-                422, f"{detail} ({exc.diag.message_hint})" if exc.diag.message_hint else detail
-            ) from None
     rejected.sort(key=lambda r: r["index"])
     landed = sum(1 for r in results if r[2] == "landed")
     duplicates = sum(1 for r in results if r[2] == "duplicate")

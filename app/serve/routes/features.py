@@ -12,6 +12,7 @@ from psycopg.rows import dict_row
 from app.lake.queries import query
 from app.serve.auth import require
 from app.serve.deps import Pool
+from app.serve.errors import NotFound, problem
 
 router = APIRouter(prefix="/v1/features", tags=["features"], dependencies=[Depends(require("score"))])
 
@@ -32,9 +33,7 @@ async def read_vector(
         try:
             cur = await conn.cursor(row_factory=dict_row).execute(query("read_vector_by_name"), params)
             row = await cur.fetchone()
-        except psycopg.errors.UndefinedObject as exc:
-            raise HTTPException(404, exc.diag.message_primary or str(exc)) from None
-        except psycopg.DataError as exc:
-            raise HTTPException(422, exc.diag.message_primary or str(exc)) from None
+        except psycopg.errors.UndefinedObject as exc:  # the feature set in the path: a resource
+            raise NotFound(problem(exc)) from None
     assert row is not None
     return row

@@ -15,12 +15,12 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from app.lake.queries import query
 from app.serve.auth import require
-from app.serve.decision_log import DecisionWriter, LogFull
-from app.serve.entity_gate import EntityBusy
+from app.serve.decision_log import DecisionWriter
+from app.serve.errors import NotFound, problem
 from app.serve.jsonvalues import JsonResponse, dumps
 from app.serve.metrics import Metrics
-from app.serve.model_store import AmbiguousModel, ModelStore, Serving, UnknownModel
-from app.serve.scoring import Catalog, Decision, FeatureSet, UnknownFeatureSet, checked_score, outcome, read_vectors
+from app.serve.model_store import ModelStore, Serving
+from app.serve.scoring import Catalog, Decision, FeatureSet, checked_score, outcome, read_vectors
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
 
@@ -53,12 +53,7 @@ class DecideRequest(BaseModel):
 def _serving(store: ModelStore, model: str | None, feature_set: str | None) -> Serving:
     if model is None and feature_set is None:
         raise HTTPException(422, "name a model or a feature_set")
-    try:
-        serving = store.for_model(model) if model else store.for_feature_set(feature_set or "")
-    except UnknownModel as exc:
-        raise HTTPException(404, str(exc)) from None
-    except AmbiguousModel as exc:
-        raise HTTPException(422, str(exc)) from None
+    serving = store.for_model(model) if model else store.for_feature_set(feature_set or "")
     assert serving.active is not None
     if feature_set is not None and serving.active.feature_set != feature_set:
         raise HTTPException(
@@ -74,18 +69,7 @@ async def _sets(conn: psycopg.AsyncConnection[Any], catalog: Catalog, serving: S
         shadow_set = (serving.shadow.feature_set, serving.shadow.feature_set_version)
         if shadow_set != wanted[0]:
             wanted.append(shadow_set)
-    try:
-        return [await catalog.get(conn, name, version) for name, version in wanted]
-    except UnknownFeatureSet as exc:
-        raise HTTPException(404, str(exc)) from None
-
-
-def _bad_input(exc: psycopg.Error) -> HTTPException:
-    diag = exc.diag
-    message = diag.message_primary or str(exc)
-    if diag.message_hint:
-        message += f" ({diag.message_hint})"
-    return HTTPException(422, message)
+    return [await catalog.get(conn, name, version) for name, version in wanted]
 
 
 async def _decide(
@@ -103,10 +87,7 @@ async def _decide(
     assert active is not None
     sets = await _sets(conn, app_state.catalog, serving)
     t0 = time.perf_counter()
-    try:
-        vectors = await read_vectors(conn, app_state.catalog, sets, entity, as_of, payload)
-    except (psycopg.DataError, psycopg.errors.RaiseException) as exc:
-        raise _bad_input(exc) from None
+    vectors = await read_vectors(conn, app_state.catalog, sets, entity, as_of, payload)
     t1 = time.perf_counter()
     vector = vectors[0]
     try:
@@ -183,10 +164,7 @@ async def score(body: ScoreRequest, request: Request) -> JsonResponse:
         d = await _decide(conn, state, "score", serving, body.entity, body.as_of, body.request, started)
     timing = d.timing_ms()
     writer: DecisionWriter = state.decision_log
-    try:
-        writer.submit(d.log_row(timing))
-    except LogFull as exc:
-        raise HTTPException(503, f"decision log backlog: {exc}", headers={"Retry-After": "1"}) from None
+    writer.submit(d.log_row(timing))  # LogFull when the backlog is full: 503 (errors.py)
     _observe(state.metrics, d)
     return JsonResponse(d.response(timing))
 
@@ -234,12 +212,6 @@ async def decide(body: DecideRequest, request: Request) -> JsonResponse:
     try:
         async with state.entity_gate.hold(body.entity), state.pool.connection() as conn:
             d = await _decide_and_commit(conn, state, body, serving, started)
-    except EntityBusy as exc:
-        raise HTTPException(429, f"entity {body.entity}: {exc}", headers={"Retry-After": "1"}) from None
-    except psycopg.errors.LockNotAvailable:
-        raise HTTPException(
-            429, f"entity {body.entity}: earlier decisions still hold its lock", headers={"Retry-After": "1"}
-        ) from None
     except _Replayed as replay:
         return JsonResponse(replay.body)
     _observe(state.metrics, d)
@@ -302,12 +274,7 @@ async def _decide_and_commit(
             if id_column and (landed is None or landed[0] is None):
                 raise HTTPException(409, f"event {d.event_id} of {source} had already landed without a decision")
     except psycopg.errors.UndefinedObject as exc:
-        raise HTTPException(404 if body.source is None else 422, exc.diag.message_primary or str(exc)) from None
-    except (
-        psycopg.DataError,
-        psycopg.IntegrityError,
-        psycopg.errors.UndefinedColumn,
-        psycopg.errors.RaiseException,
-    ) as exc:
-        raise _bad_input(exc) from None
+        if body.source is None:  # the source came from the model's feature set, not from the request
+            raise NotFound(problem(exc)) from None
+        raise
     return d
