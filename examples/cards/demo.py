@@ -185,7 +185,7 @@ def run(dsn: str, seed: int = 7, live_seconds: float = 3.0) -> None:
 
     with psycopg.connect(dsn) as conn:
         logged = conn.execute(query("decisions_by_outcome")).fetchall()
-        print("\ndecision log (lake.decisions): " + ", ".join(f"{o} {c:,}" for o, c in logged))
-        print("\ningest lag (lake.ingest_lag):")
+        print("\ndecision log (api.decisions): " + ", ".join(f"{o} {c:,}" for o, c in logged))
+        print("\ningest lag (api.ingest_lag):")
         cur = conn.execute(query("ingest_lag"))
         print(render([d.name for d in cur.description or []], cur.fetchall()))

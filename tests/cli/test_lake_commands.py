@@ -144,5 +144,5 @@ def test_demo_lands_trains_serves_and_decides() -> None:
     assert "generated and landed" in text and "registered model fraud v1 (active)" in text
     assert "point-in-time training rows" in text and "ONNX matches LightGBM within" in text
     assert "POST /v1/score unseen card, 250 USD abroad: APPROVE" in text
-    assert "POST /v1/decide" in text and "decision log (lake.decisions): " in text
+    assert "POST /v1/decide" in text and "decision log (api.decisions): " in text
     assert "embedded lake stopped" in text
