@@ -1,3 +1,3 @@
 """contextlake: a transactional SQL serving layer for real-time ML decisions."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

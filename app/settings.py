@@ -15,7 +15,9 @@ SERVICE_ROLE = "contextlake_service"
 class Settings(BaseSettings):
     """Where the lake is, which project to apply, and how the HTTP service behaves."""
 
-    model_config = SettingsConfigDict(env_prefix="CONTEXTLAKE_", frozen=True, populate_by_name=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="CONTEXTLAKE_", frozen=True, populate_by_name=True, extra="ignore", env_ignore_empty=True
+    )
 
     # The lake
     database_url: str | None = Field(None, validation_alias=AliasChoices("DATABASE_URL", "database_url"))

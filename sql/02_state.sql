@@ -350,7 +350,7 @@ COMMENT ON FUNCTION lake._maintain_function_sql(text, boolean) IS 'code generati
 -- (Re)creates the state of an event source (its aggregate type and state table), then its code, and
 -- rebuilds the state from the landing table.
 CREATE OR REPLACE FUNCTION lake._generate_source(p_source text) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     s lake.sources;
     q lake._state_sql := lake._state_sql(p_source);
@@ -385,7 +385,7 @@ COMMENT ON FUNCTION lake._generate_source(text) IS 'generates the state table, t
 -- (Re)creates the code of an event source over its existing state: maintenance function and trigger,
 -- append-only guard, lifetime helper. The state is kept, so an engine upgrade can run it on any lake.
 CREATE OR REPLACE FUNCTION lake._generate_source_code(p_source text) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     s lake.sources;
     q lake._state_sql := lake._state_sql(p_source);
@@ -396,18 +396,24 @@ BEGIN
     SELECT * INTO STRICT s FROM lake.sources WHERE name = p_source;
     key_t := lake._column_type(s.table_name, s.entity_column);
 
-    -- Maintenance: one statement-level trigger, so a batch of N rows is one set-wise statement.
+    -- Maintenance: one statement-level trigger, so a batch of N rows is one set-wise statement. The
+    -- function is replaced in place; a trigger is created only where it is missing, since creating one
+    -- locks the landing table against inserts until the transaction ends (an upgrade must not).
     EXECUTE lake._maintain_function_sql(p_source, false);
-    EXECUTE format(
-        'CREATE OR REPLACE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION lake_gen.%I()',
-        trig, s.table_name, p_source || '_maintain');
-    EXECUTE format(
-        'CREATE OR REPLACE TRIGGER %I BEFORE UPDATE OR DELETE OR TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION lake._refuse_change()',
-        guard, s.table_name);
-    EXECUTE format('COMMENT ON TRIGGER %I ON %s IS %L', trig, s.table_name,
-                   'keeps the features of source ' || p_source || ' in the transaction that lands its events');
-    EXECUTE format('COMMENT ON TRIGGER %I ON %s IS %L', guard, s.table_name,
-                   'landing tables are append-only: the state is a fold of every event landed');
+    IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = s.table_name AND tgname = trig) THEN
+        EXECUTE format(
+            'CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION lake_gen.%I()',
+            trig, s.table_name, p_source || '_maintain');
+        EXECUTE format('COMMENT ON TRIGGER %I ON %s IS %L', trig, s.table_name,
+                       'keeps the features of source ' || p_source || ' in the transaction that lands its events');
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = s.table_name AND tgname = guard) THEN
+        EXECUTE format(
+            'CREATE TRIGGER %I BEFORE UPDATE OR DELETE OR TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION lake._refuse_change()',
+            guard, s.table_name);
+        EXECUTE format('COMMENT ON TRIGGER %I ON %s IS %L', guard, s.table_name,
+                       'landing tables are append-only: the state is a fold of every event landed');
+    END IF;
 
     -- Lifetime read as of an earlier time: the archive of compacted events plus the raw events up to as_of.
     EXECUTE format($g$

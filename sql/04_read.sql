@@ -219,7 +219,7 @@ $$;
 COMMENT ON FUNCTION lake._windows_sql(text, int, text[]) IS 'code generation: every window feature of one source in one statement';
 
 CREATE OR REPLACE FUNCTION lake._generate_feature_set(p_name text, p_version int) RETURNS regprocedure
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     fs lake.feature_sets;
     ft lake.features;
@@ -322,7 +322,7 @@ BEGIN
 
     EXECUTE format($g$
 CREATE FUNCTION %1$s(p_entity text, as_of timestamptz DEFAULT now(), request jsonb DEFAULT '{}')
-RETURNS %12$s LANGUAGE plpgsql STABLE SECURITY DEFINER AS $f$
+RETURNS %12$s LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
 DECLARE
     f %2$s;
     %3$s

@@ -7,7 +7,7 @@
 -- The row-level replica maintenance function of a source: the same single-event upsert and tile fold
 -- as the statement-level maintenance, reading the row from NEW instead of the transition table.
 CREATE OR REPLACE FUNCTION lake._generate_replica_row_function(p_source text) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     EXECUTE lake._maintain_function_sql(p_source, true);
 END $$;

@@ -2,7 +2,8 @@
 -- Everything the service and analysts call or read, and nothing else: views over the catalog, the
 -- registry and the decision log; freshness and lag; the read functions; landing, locking and logging
 -- for the service. The tables stay in the private schemas lake and lake_gen. The functions here run as
--- the lake's owner (SECURITY DEFINER) and call schema-qualified engine functions only; who may call
+-- the lake's owner (SECURITY DEFINER, with search_path pinned to pg_catalog so a caller's search_path
+-- cannot substitute a function or operator) and call schema-qualified engine functions only; who may call
 -- which is in roles.sql. Generated read functions (api.read_<set>_v<n>) join them from the catalog.
 
 -- ===========================================================================
@@ -58,33 +59,33 @@ COMMENT ON VIEW api.settings IS 'the engine''s knobs (the owner changes them in 
 
 -- Per stored feature: newest event absorbed, its time, the state's commit time, age now.
 CREATE OR REPLACE FUNCTION api.feature_freshness_now() RETURNS SETOF lake.feature_freshness
-LANGUAGE sql STABLE SECURITY DEFINER AS $$ SELECT * FROM lake.feature_freshness $$;
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$ SELECT * FROM lake.feature_freshness $$;
 COMMENT ON FUNCTION api.feature_freshness_now() IS 'lake.feature_freshness for callers without access to the lake''s tables';
 CREATE OR REPLACE VIEW api.feature_freshness AS SELECT * FROM api.feature_freshness_now();
 COMMENT ON VIEW api.feature_freshness IS 'per feature: newest event absorbed, its event time, commit time of the state, age now';
 
 -- Per landing table: landed minus event time over any window.
 CREATE OR REPLACE FUNCTION api.ingest_lag_over(p_window interval) RETURNS SETOF lake.ingest_lag
-LANGUAGE sql STABLE SECURITY DEFINER AS $$ SELECT * FROM lake.ingest_lag_over(p_window) $$;
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$ SELECT * FROM lake.ingest_lag_over(p_window) $$;
 COMMENT ON FUNCTION api.ingest_lag_over(interval) IS 'ingest lag percentiles per landing table over any window';
 
 -- Per landing table: landed minus event time over lake.settings lag_window.
 CREATE OR REPLACE FUNCTION api.ingest_lag_now() RETURNS SETOF lake.ingest_lag
-LANGUAGE sql STABLE SECURITY DEFINER AS $$ SELECT * FROM lake.ingest_lag $$;
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$ SELECT * FROM lake.ingest_lag $$;
 COMMENT ON FUNCTION api.ingest_lag_now() IS 'lake.ingest_lag for callers without access to the lake''s tables';
 CREATE OR REPLACE VIEW api.ingest_lag AS SELECT * FROM api.ingest_lag_now();
 COMMENT ON VIEW api.ingest_lag IS 'per landing table: p50/p95/p99/max of landed minus event time over lake.settings lag_window';
 
 -- Per upstream table: applied minus source commit time of change data capture.
 CREATE OR REPLACE FUNCTION api.cdc_lag_now() RETURNS SETOF lake.cdc_lag
-LANGUAGE sql STABLE SECURITY DEFINER AS $$ SELECT * FROM lake.cdc_lag $$;
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$ SELECT * FROM lake.cdc_lag $$;
 COMMENT ON FUNCTION api.cdc_lag_now() IS 'lake.cdc_lag for callers without access to the lake''s tables';
 CREATE OR REPLACE VIEW api.cdc_lag AS SELECT * FROM api.cdc_lag_now();
 COMMENT ON VIEW api.cdc_lag IS 'per upstream table: p50/p99/max of applied minus source commit time (source.ts_ms)';
 
 -- Per subscription into the lake: how far behind its publisher.
 CREATE OR REPLACE FUNCTION api.subscription_lag_now() RETURNS SETOF lake.subscription_lag
-LANGUAGE sql STABLE SECURITY DEFINER AS $$ SELECT * FROM lake.subscription_lag $$;
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$ SELECT * FROM lake.subscription_lag $$;
 COMMENT ON FUNCTION api.subscription_lag_now() IS 'lake.subscription_lag for callers without access to the statistics';
 CREATE OR REPLACE VIEW api.subscription_lag AS SELECT * FROM api.subscription_lag_now();
 COMMENT ON VIEW api.subscription_lag IS 'per subscription: message transport time and time since the publisher last confirmed a position';
@@ -98,7 +99,7 @@ COMMENT ON VIEW api.subscription_lag IS 'per subscription: message transport tim
 CREATE OR REPLACE FUNCTION api.read_vector(
     p_feature_set text, p_entity text, p_as_of timestamptz DEFAULT now(), p_request jsonb DEFAULT '{}', p_version int DEFAULT NULL
 ) RETURNS lake.vector
-LANGUAGE sql STABLE SECURITY DEFINER AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM lake.read_vector(p_feature_set, p_entity, p_as_of, p_request, p_version)
 $$;
 COMMENT ON FUNCTION api.read_vector(text, text, timestamptz, jsonb, int) IS 'one-snapshot vector of a feature set (latest version unless given) as jsonb values, ages and rule flags';
@@ -110,7 +111,7 @@ COMMENT ON FUNCTION api.read_vector(text, text, timestamptz, jsonb, int) IS 'one
 -- The hash and scopes of one API key (never the secret): the service checks a presented key with it.
 CREATE OR REPLACE FUNCTION api.api_key(p_key_id text)
 RETURNS TABLE (secret_sha256 text, scopes text[], revoked boolean)
-LANGUAGE sql STABLE SECURITY DEFINER AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT k.secret_sha256, k.scopes, k.revoked_at IS NOT NULL FROM lake.api_keys k WHERE k.key_id = p_key_id
 $$;
 COMMENT ON FUNCTION api.api_key(text) IS 'hash, scopes and revocation of one API key, for the service''s key check';
@@ -118,28 +119,28 @@ COMMENT ON FUNCTION api.api_key(text) IS 'hash, scopes and revocation of one API
 -- Lands a batch of events in a source (each bad event named, the good ones landed, none twice).
 CREATE OR REPLACE FUNCTION api.land_events(p_source text, p_events jsonb)
 RETURNS TABLE (idx int, event_id text, status text, reason text)
-LANGUAGE sql SECURITY DEFINER AS $$ SELECT * FROM lake.land_events(p_source, p_events) $$;
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$ SELECT * FROM lake.land_events(p_source, p_events) $$;
 COMMENT ON FUNCTION api.land_events(text, jsonb) IS 'lands a batch of events through lake.land_events (POST /v1/events, bulk loads)';
 
 -- Applies a batch of change events from Debezium through the upstream table mappings.
 CREATE OR REPLACE FUNCTION api.apply_changes(p_changes jsonb)
 RETURNS TABLE (idx int, status text, reason text)
-LANGUAGE sql SECURITY DEFINER AS $$ SELECT * FROM lake.apply_changes(p_changes) $$;
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$ SELECT * FROM lake.apply_changes(p_changes) $$;
 COMMENT ON FUNCTION api.apply_changes(jsonb) IS 'applies Debezium change events once each by source position (POST /v1/cdc/debezium)';
 
 -- Decide-and-commit: the entity's transaction-level lock, and what was already decided for the event.
 CREATE OR REPLACE FUNCTION api.lock_entity(p_source text, p_entity text, p_event jsonb, p_lock_timeout text DEFAULT '1s')
 RETURNS jsonb
-LANGUAGE sql SECURITY DEFINER AS $$ SELECT lake.lock_entity(p_source, p_entity, p_event, p_lock_timeout) $$;
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$ SELECT lake.lock_entity(p_source, p_entity, p_event, p_lock_timeout) $$;
 COMMENT ON FUNCTION api.lock_entity(text, text, jsonb, text) IS 'serializes decide-and-commit per entity (advisory transaction lock) and finds an earlier decision of the event';
 
 -- Decide-and-commit: lands the decided event in the same transaction.
 CREATE OR REPLACE FUNCTION api.land_event(p_source text, p_entity text, p_event jsonb)
 RETURNS text
-LANGUAGE sql SECURITY DEFINER AS $$ SELECT lake.land_event(p_source, p_entity, p_event) $$;
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$ SELECT lake.land_event(p_source, p_entity, p_event) $$;
 COMMENT ON FUNCTION api.land_event(text, text, jsonb) IS 'lands one decided event; NULL when it had landed already';
 
 -- Writes a batch of decisions to the log, once each.
 CREATE OR REPLACE FUNCTION api.log_decisions(p_rows jsonb) RETURNS int
-LANGUAGE sql SECURITY DEFINER AS $$ SELECT lake.log_decisions(p_rows) $$;
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$ SELECT lake.log_decisions(p_rows) $$;
 COMMENT ON FUNCTION api.log_decisions(jsonb) IS 'writes logged decisions; a decision already logged is skipped';

@@ -35,11 +35,15 @@ ALTER DEFAULT PRIVILEGES REVOKE SELECT ON TABLES FROM contextlake_service, conte
 ALTER DEFAULT PRIVILEGES REVOKE USAGE ON SCHEMAS FROM contextlake_service, contextlake_analyst;
 
 -- Connect, and no temporary tables for anyone the owner has not granted them (PUBLIC has TEMPORARY by
--- default, and the service role is a member of PUBLIC like every role).
+-- default, and the service role is a member of PUBLIC like every role); no objects of anyone's in the
+-- public schema (PostgreSQL 14 and databases upgraded from it let PUBLIC create there).
 DO $$
 BEGIN
     EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
     EXECUTE format('GRANT CONNECT ON DATABASE %I TO contextlake_service, contextlake_analyst', current_database());
+    IF to_regnamespace('public') IS NOT NULL THEN
+        REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+    END IF;
 END $$;
 
 -- ===========================================================================
@@ -47,17 +51,15 @@ END $$;
 -- ===========================================================================
 REVOKE ALL ON SCHEMA api FROM PUBLIC;
 GRANT USAGE ON SCHEMA api TO contextlake_service, contextlake_analyst;
-REVOKE ALL ON ALL TABLES IN SCHEMA api FROM PUBLIC, contextlake_service, contextlake_analyst;
--- Every function of the contract but the generated reads (below) starts from no privilege at all.
+-- Every view and function of the contract the engine installed (lake.engine_objects) starts from no
+-- privilege at all; the generated reads are below, and objects a project adds to api keep their grants.
 DO $$
 DECLARE
-    f regprocedure;
+    o record;
 BEGIN
-    FOR f IN SELECT p.oid FROM pg_proc p
-              WHERE p.pronamespace = 'api'::regnamespace
-                AND p.oid NOT IN (SELECT read_function FROM lake.feature_sets WHERE read_function IS NOT NULL)
-    LOOP
-        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC, contextlake_service, contextlake_analyst', f);
+    FOR o IN SELECT kind, identity FROM lake.engine_objects WHERE identity LIKE 'api.%' LOOP
+        EXECUTE format('REVOKE ALL ON %s %s FROM PUBLIC, contextlake_service, contextlake_analyst',
+                       CASE o.kind WHEN 'view' THEN 'TABLE' ELSE 'FUNCTION' END, o.identity);
     END LOOP;
 END $$;
 
@@ -93,3 +95,24 @@ BEGIN
     END LOOP;
 END $$;
 ALTER DEFAULT PRIVILEGES IN SCHEMA api GRANT EXECUTE ON FUNCTIONS TO contextlake_service, contextlake_analyst;
+
+-- ===========================================================================
+-- Checked: a REVOKE by a role that does not own the object changes nothing, silently
+-- ===========================================================================
+DO $$
+DECLARE
+    r name;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['contextlake_service', 'contextlake_analyst']::name[] LOOP
+        IF has_database_privilege(r, current_database(), 'TEMPORARY') THEN
+            RAISE EXCEPTION 'role % can still create temporary tables in database %', r, current_database()
+                USING HINT = 'run contextlake migrate as the database''s owner, or revoke TEMPORARY from PUBLIC as it',
+                      ERRCODE = 'insufficient_privilege';
+        END IF;
+        IF to_regnamespace('public') IS NOT NULL AND has_schema_privilege(r, 'public', 'CREATE') THEN
+            RAISE EXCEPTION 'role % can still create objects in schema public', r
+                USING HINT = 'run contextlake migrate as the owner of schema public, or revoke CREATE on it from PUBLIC as it',
+                      ERRCODE = 'insufficient_privilege';
+        END IF;
+    END LOOP;
+END $$;

@@ -57,6 +57,7 @@ def test_every_setting_passed_to_the_service_is_one_it_reads(monkeypatch: pytest
         passed -= named  # read by the command that names it
         assert passed <= known, (name, passed - known)
     env = SERVICES["service"]["environment"]
+    assert "DATABASE_URL" not in env  # the service holds the service role's credentials only
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     settings = Settings()

@@ -51,7 +51,11 @@ def _status(plan: Plan) -> None:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     proj = context.chosen_project(args)
-    plan = migrate(context.dsn(args), proj, dry_run=args.dry_run or args.status)
+    read_only = args.dry_run or args.status
+    settings = context.settings(args)
+    if read_only and database.uses_embedded(settings) and not database.embedded_cluster(settings).running():
+        raise ValueError("the embedded lake is not running (nothing to look at): start it with contextlake up")
+    plan = migrate(context.dsn(args, start=not read_only), proj, dry_run=read_only)
     if args.status:
         _status(plan)
     else:

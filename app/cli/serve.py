@@ -1,4 +1,5 @@
-"""contextlake serve: the HTTP API under uvicorn, after the lake is migrated."""
+"""contextlake serve: the HTTP API under uvicorn. It connects as the service role (CONTEXTLAKE_SERVICE_URL,
+else DATABASE_URL as contextlake_service) and needs the owner's credentials only with --migrate."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ from app.lake.migrations import migrate
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    dsn = context.dsn(args)
-    migrate(dsn, context.chosen_project(args))
-    os.environ["DATABASE_URL"] = dsn  # the worker processes read their settings from the environment
+    settings = context.settings(args)
+    if args.migrate:
+        migrate(context.dsn(args), context.chosen_project(args))
+    if not settings.service_url:
+        # The workers read their settings from the environment: the embedded lake's URL, now started.
+        os.environ["DATABASE_URL"] = context.dsn(args)
     uvicorn.run(
         "app.serve.main:app_from_env",
         factory=True,
@@ -31,7 +35,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sp = sub.add_parser(
         "serve", help="serve the HTTP API (uvicorn): decisions, vectors, freshness, metrics; OpenAPI at /docs"
     )
-    sp.add_argument("--project", help="feature project to migrate first (default: CONTEXTLAKE_PROJECT, else none)")
+    sp.add_argument(
+        "--migrate", action="store_true", help="migrate the lake first, as its owner (DATABASE_URL); off by default"
+    )
+    sp.add_argument("--project", help="with --migrate: the feature project (default: CONTEXTLAKE_PROJECT, else none)")
     sp.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     sp.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     sp.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")

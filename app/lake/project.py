@@ -91,7 +91,7 @@ def init(root: Path, name: str | None = None) -> Project:
 
 def new_migration(project: Project, title: str) -> Path:
     """Write the next numbered migration of the project, with its id filled in; returns its path."""
-    from app.lake.migrations import read_chain
+    from app.lake.chains import read_chain
 
     existing = read_chain(project.name, project.migrations_dir)
     number = (existing[-1].version if existing else 0) + 1

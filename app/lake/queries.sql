@@ -163,7 +163,13 @@ SELECT m.name, m.version, m.onnx, m.feature_set, m.feature_set_version, m.featur
 -- ===========================================================================
 
 -- name: migration_lock
-SELECT pg_advisory_xact_lock(727001);
+SELECT pg_advisory_lock(727001);
+
+-- name: migration_unlock
+SELECT pg_advisory_unlock(727001);
+
+-- name: current_transaction
+SELECT pg_current_xact_id()::text;
 
 -- name: create_bookkeeping
 CREATE SCHEMA IF NOT EXISTS lake;
@@ -180,9 +186,22 @@ COMMENT ON TABLE lake.applied_migrations IS 'migrations applied to this lake: th
 CREATE TABLE IF NOT EXISTS lake.installed_code (
     part         text PRIMARY KEY,
     sha256       text NOT NULL,
+    version      text NOT NULL,
     installed_at timestamptz NOT NULL DEFAULT now()
 );
-COMMENT ON TABLE lake.installed_code IS 'checksum of the engine''s functions, views, triggers and grants as last installed; a change reinstalls them';
+COMMENT ON TABLE lake.installed_code IS 'the engine''s functions, views, triggers and grants as last installed (checksum, release); a change reinstalls them, an older release is refused';
+CREATE TABLE IF NOT EXISTS lake.engine_objects (
+    kind     text NOT NULL CHECK (kind IN ('function', 'view')),
+    identity text NOT NULL,
+    PRIMARY KEY (kind, identity)
+);
+COMMENT ON TABLE lake.engine_objects IS 'functions and views the engine''s code installed last time: what a later release drops when it no longer has them (nothing else in the schemas is touched)';
+
+-- name: has_bookkeeping
+SELECT to_regclass('lake.applied_migrations') IS NOT NULL;
+
+-- name: has_legacy_bookkeeping
+SELECT to_regclass('lake.alembic_version') IS NOT NULL AND to_regclass('lake.migration_checksums') IS NOT NULL;
 
 -- name: legacy_revision
 SELECT version_num FROM lake.alembic_version;
@@ -208,9 +227,6 @@ BEGIN
     END LOOP;
 END $$;
 
--- name: has_legacy_bookkeeping
-SELECT to_regclass('lake.alembic_version') IS NOT NULL;
-
 -- name: applied_migrations
 SELECT chain, version, name, sha256, adopted, applied_at FROM lake.applied_migrations ORDER BY chain, version;
 
@@ -219,26 +235,47 @@ INSERT INTO lake.applied_migrations (chain, version, name, sha256, adopted, appl
 VALUES (%(chain)s, %(version)s, %(name)s, %(sha256)s, %(adopted)s, coalesce(%(applied_at)s, now()));
 
 -- name: installed_code
-SELECT sha256 FROM lake.installed_code WHERE part = 'engine';
+SELECT sha256, version FROM lake.installed_code WHERE part = 'engine';
 
 -- name: record_code
-INSERT INTO lake.installed_code (part, sha256) VALUES ('engine', %(sha256)s)
-ON CONFLICT (part) DO UPDATE SET sha256 = excluded.sha256, installed_at = now();
+INSERT INTO lake.installed_code (part, sha256, version) VALUES ('engine', %(sha256)s, %(version)s)
+ON CONFLICT (part) DO UPDATE SET sha256 = excluded.sha256, version = excluded.version, installed_at = now();
 
--- name: stale_engine_views
--- Views of the engine's schemas the code just installed did not (re)create: left from an earlier release.
-SELECT c.oid::regclass::text
+-- name: engine_objects_now
+-- Functions and views of the engine's schemas this transaction (re)created: what the engine's code is.
+-- Generated read functions and members of extensions are not the code's.
+SELECT 'function', p.oid::regprocedure::text
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE n.nspname IN ('lake', 'api') AND p.xmin = pg_current_xact_id()::xid
+   AND p.oid NOT IN (SELECT read_function FROM lake.feature_sets WHERE read_function IS NOT NULL)
+   AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+UNION ALL
+SELECT 'view', c.oid::regclass::text
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_rewrite r ON r.ev_class = c.oid
- WHERE n.nspname IN ('lake', 'api') AND c.relkind = 'v' AND NOT r.xmin = pg_current_xact_id()::xid
- ORDER BY 1;
+ WHERE n.nspname IN ('lake', 'api') AND c.relkind = 'v' AND r.xmin = pg_current_xact_id()::xid;
 
--- name: stale_engine_routines
--- Functions of the engine's schemas the code just installed did not (re)create: left from an earlier release.
-SELECT p.oid::regprocedure::text
+-- name: untouched_objects
+-- Functions and views of the engine's schemas this transaction did not (re)create, but for generated
+-- read functions and members of extensions: on a lake the runner has no record of (release 0.1.0),
+-- they are what the earlier release installed.
+SELECT 'function', p.oid::regprocedure::text
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
  WHERE n.nspname IN ('lake', 'api') AND NOT p.xmin = pg_current_xact_id()::xid
    AND p.oid NOT IN (SELECT read_function FROM lake.feature_sets WHERE read_function IS NOT NULL)
- ORDER BY 1;
+   AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+UNION ALL
+SELECT 'view', c.oid::regclass::text
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_rewrite r ON r.ev_class = c.oid
+ WHERE n.nspname IN ('lake', 'api') AND c.relkind = 'v' AND NOT r.xmin = pg_current_xact_id()::xid;
+
+-- name: recorded_engine_objects
+SELECT kind, identity FROM lake.engine_objects;
+
+-- name: forget_engine_objects
+DELETE FROM lake.engine_objects;
+
+-- name: record_engine_object
+INSERT INTO lake.engine_objects (kind, identity) VALUES (%s, %s);
 
 -- name: regenerate
 SELECT kind, name FROM lake.regenerate();

@@ -83,8 +83,11 @@ def create_app(settings: Settings) -> FastAPI:
 
 
 def app_from_env() -> FastAPI:
-    """Factory for uvicorn: DATABASE_URL, else the embedded lake (started if needed)."""
+    """Factory for uvicorn: CONTEXTLAKE_SERVICE_URL, else DATABASE_URL as the service role, else the
+    embedded lake (started if needed)."""
     from app.lake import database
 
     settings = Settings()
+    if settings.service_url:
+        return create_app(settings)
     return create_app(settings.model_copy(update={"database_url": database.database_url(settings)}))

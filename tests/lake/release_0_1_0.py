@@ -67,3 +67,14 @@ def build(dsn: str) -> None:
             conn.execute("DELETE FROM lake.alembic_version")
             conn.execute("INSERT INTO lake.alembic_version VALUES (%s)", (name[:4],))
             conn.commit()
+
+
+def add_revision(dsn: str, name: str, sql: str) -> None:
+    """A revision a user of release 0.1.0 added after its own (0010 on), applied as its runner did."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute(sql.encode())
+        conn.execute(
+            "INSERT INTO lake.migration_checksums (revision, name, sha256) VALUES (%s, %s, %s)",
+            (name[:4], name, hashlib.sha256(sql.encode()).hexdigest()),
+        )
+        conn.execute("UPDATE lake.alembic_version SET version_num = %s", (name[:4],))

@@ -157,9 +157,18 @@ def test_misnamed_duplicate_and_late_files_are_refused(dsn: str, tmp_path: Path)
         migrate(dsn, project)
 
 
-def test_functions_an_engine_no_longer_has_are_dropped(conn: psycopg.Connection, dsn: str) -> None:
+def test_what_an_engine_no_longer_has_is_dropped_and_nothing_else(conn: psycopg.Connection, dsn: str) -> None:
+    # As an earlier release would have left them: a function and a view its code installed (recorded)...
     conn.execute("CREATE FUNCTION lake.retired_helper(int) RETURNS int LANGUAGE sql AS 'SELECT $1'")
     conn.execute("CREATE VIEW lake.retired_view AS SELECT 1 AS one")
+    conn.execute(
+        "INSERT INTO lake.engine_objects VALUES ('function', 'lake.retired_helper(integer)'), "
+        "('view', 'lake.retired_view')"
+    )
+    # ... and what others put in the engine's schemas: a view of the project's own, an extension.
+    conn.execute("CREATE VIEW api.card_activity AS SELECT name FROM api.sources")
+    conn.execute("CREATE FUNCTION lake.cents(numeric) RETURNS bigint LANGUAGE sql AS 'SELECT ($1 * 100)::bigint'")
+    conn.execute("CREATE EXTENSION IF NOT EXISTS pgcrypto SCHEMA lake")
     assert migrate(dsn, cards_project()).nothing_to_do  # the code did not change: nothing is looked at
     conn.execute("UPDATE lake.installed_code SET sha256 = 'older release'")
     plan = migrate(dsn, cards_project())
@@ -167,6 +176,11 @@ def test_functions_an_engine_no_longer_has_are_dropped(conn: psycopg.Connection,
     assert ("feature set", "fraud v1") in plan.regenerated and ("source", "card_txn") in plan.regenerated
     assert conn.execute("SELECT to_regprocedure('lake.retired_helper(int)')").fetchone() == (None,)
     assert conn.execute("SELECT to_regprocedure('lake.define_rule(text, int, text, text, text, text)')").fetchone()
+    assert conn.execute("SELECT to_regclass('api.card_activity')").fetchone() == ("api.card_activity",)
+    assert conn.execute("SELECT lake.cents(1.5), length(lake.digest('x', 'sha256'))").fetchone() == (150, 32)
+    recorded = {r[0] for r in conn.execute("SELECT identity FROM lake.engine_objects").fetchall()}
+    assert "api.read_vector(text,text,timestamp with time zone,jsonb,integer)" in recorded
+    assert not recorded & {"lake.cents(numeric)", "api.card_activity", "lake.digest(text, text)"}
 
 
 def test_schema_file_is_what_the_migrations_build(empty_dsn: str) -> None:
@@ -200,3 +214,41 @@ def test_schema_file_is_what_the_migrations_build(empty_dsn: str) -> None:
     finally:
         with psycopg.connect(other, autocommit=True) as admin:
             admin.execute("DROP DATABASE IF EXISTS from_schema_file WITH (FORCE)")
+
+
+def test_a_migration_that_ends_the_transaction_is_refused_before_anything_runs(
+    conn: psycopg.Connection, dsn: str, tmp_path: Path
+) -> None:
+    project = copy_of_cards(tmp_path)
+    (project.migrations_dir / "0005_create_schema.sql").write_text("CREATE SCHEMA p1;\n")
+    (project.migrations_dir / "0006_split.sql").write_text(
+        "-- COMMIT in a comment or a 'COMMIT;' string is fine\nCREATE TABLE p1.t (i int); COMMIT;\n"
+    )
+    conn.execute("UPDATE lake.installed_code SET sha256 = 'stale'")
+    before = catalog_rows(conn)
+    with pytest.raises(MigrationError, match=r"0006_split.sql: 'COMMIT' would end the transaction"):
+        migrate(dsn, project)
+    assert catalog_rows(conn) == before
+    assert conn.execute("SELECT to_regnamespace('p1')").fetchone() == (None,)
+
+
+def test_an_older_engine_is_never_installed_over_a_newer_one(conn: psycopg.Connection, dsn: str) -> None:
+    conn.execute("UPDATE lake.installed_code SET version = '99.0.0', sha256 = 'newer'")
+    with pytest.raises(MigrationError, match=r"runs the engine of contextlake 99.0.0, newer than this one"):
+        migrate(dsn, cards_project())
+    assert conn.execute("SELECT sha256 FROM lake.installed_code").fetchone() == ("newer",)
+
+
+def test_an_upgrade_does_not_stop_landing(conn: psycopg.Connection, dsn: str) -> None:
+    """Regenerating every object keeps the landing tables' triggers: events land while it runs."""
+    with psycopg.connect(dsn) as upgrading:
+        regenerated = upgrading.execute("SELECT count(*) FROM lake.regenerate()").fetchone()
+        assert regenerated is not None and regenerated[0] >= 3  # open transaction, its locks held
+        with psycopg.connect(dsn.replace("postgresql://postgres@", "postgresql://contextlake_service@")) as svc:
+            svc.execute("SET statement_timeout = '2s'")
+            ev = '{"event_id": "during", "merchant_id": "m", "amount": 3, "currency": "EUR", "country": "FR", ' \
+                '"channel": "pos"}'  # fmt: skip
+            assert svc.execute("SELECT api.land_event('card_txn', 'c1', %s)", (ev,)).fetchone() == ("during",)
+            svc.commit()
+        upgrading.commit()
+    assert conn.execute("SELECT card_txn_count FROM api.read_fraud_v1('c1')").fetchone() == (1,)

@@ -4,9 +4,11 @@ key and decision; vectors read the same and verify is clean; its catalog then eq
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -15,7 +17,8 @@ from psycopg.types.json import Jsonb
 
 from app.lake import files, registry
 from app.lake.cluster import Cluster
-from app.lake.migrations import migrate
+from app.lake.migrations import migrate, status
+from app.lake.project import load
 from examples.cards.generator import Params, generate
 from examples.cards.output import into_lake
 from examples.cards.sql import cards_project
@@ -117,6 +120,12 @@ def test_a_release_lake_upgrades_in_place(old_lake: str, new_lake: str) -> None:
     before = contents(old_lake)
     assert verify(old_lake) == []
 
+    looked = status(old_lake, cards_project())  # a dry run: it says what it would do, and does nothing
+    assert looked.legacy_adopted and [m.name for m in looked.adopt][0] == "0001_create_card_landing"
+    assert contents(old_lake) == before
+    with psycopg.connect(old_lake) as conn:
+        assert conn.execute("SELECT to_regclass('lake.alembic_version')").fetchone() == ("lake.alembic_version",)
+
     plan = migrate(old_lake, cards_project())
     assert plan.legacy_adopted and plan.code_changed
     assert [m.name for m in plan.adopt] == [p.stem for p in sorted(cards_project().migrations_dir.glob("*.sql"))]
@@ -145,3 +154,25 @@ def test_a_release_lake_upgrades_in_place(old_lake: str, new_lake: str) -> None:
         conn.commit()
     diffs = catalog.differences(catalog.snapshot(old_lake), catalog.snapshot(new_lake))
     assert diffs == [], "\n".join(diffs)
+
+
+def test_a_release_lake_with_revisions_of_its_users_upgrades_too(old_lake: str, tmp_path: Path) -> None:
+    release_0_1_0.build(old_lake)
+    release_0_1_0.add_revision(
+        old_lake, "0010_add_merchant_velocity",
+        "SELECT lake.define_feature('card_merchants_1h', 'card_txn', 'count_distinct', 'merchant_id', '1 hour');",
+    )  # fmt: skip
+    project = tmp_path / "cards"
+    shutil.copytree(cards_project().root, project, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    (project / "migrations" / "0005_add_merchant_velocity.sql").write_text(
+        "-- replaces: 0010_add_merchant_velocity\n"
+        "SELECT lake.define_feature('card_merchants_1h', 'card_txn', 'count_distinct', 'merchant_id', '1 hour');\n"
+    )
+    plan = migrate(old_lake, load(project))
+    assert [m.name for m in plan.adopt][-1] == "0005_add_merchant_velocity" and plan.pending == []
+    with psycopg.connect(old_lake) as conn:
+        assert conn.execute("SELECT max(version) FROM lake.applied_migrations WHERE chain = 'legacy'").fetchone() == (
+            10,
+        )
+        assert conn.execute("SELECT count(*) FROM lake.features WHERE name = 'card_merchants_1h'").fetchone() == (1,)
+    assert verify(old_lake) == []
