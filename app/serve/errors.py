@@ -8,14 +8,18 @@ service's own (no such model: 404; a busy entity: 429; a full decision log: 503)
 
 from __future__ import annotations
 
+import json
+
 import psycopg
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from psycopg_pool import PoolTimeout
 
 from app.serve.decision_log import LogFull
 from app.serve.entity_gate import EntityBusy
-from app.serve.model_store import AmbiguousModel, UnknownModel
+from app.serve.model_store import AmbiguousModel, NotReady, UnknownModel
 from app.serve.scoring import UnknownFeatureSet
 
 RETRY = {"Retry-After": "1"}
@@ -70,6 +74,18 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(EntityBusy)
     async def entity_busy(request: Request, exc: Exception) -> JSONResponse:
         return _answer(429, str(exc), RETRY)
+
+    @app.exception_handler(NotReady)
+    async def not_ready(request: Request, exc: Exception) -> JSONResponse:
+        return _answer(503, str(exc), RETRY)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: Exception) -> Response:
+        # As FastAPI answers, but encoded as ASCII: a lone surrogate the client sent, echoed in the
+        # error, must not make the error itself fail to render.
+        assert isinstance(exc, RequestValidationError)
+        body = {"detail": jsonable_encoder(exc.errors())}
+        return Response(json.dumps(body, ensure_ascii=True, default=str), 422, media_type="application/json")
 
     @app.exception_handler(LogFull)
     async def log_full(request: Request, exc: Exception) -> JSONResponse:

@@ -32,15 +32,34 @@ def _default(value: Any) -> Any:
     return converted
 
 
-def finite(value: Any) -> bool:
-    """No NaN or infinite float anywhere in a parsed JSON value (Python's parser accepts them)."""
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "a string holds a NUL character (\\u0000), which the lake's text cannot store"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "a string holds a lone UTF-16 surrogate (not a character)"
+    return None
+
+
+def problem_in(value: Any) -> str | None:
+    """Why a parsed JSON value cannot be stored in the lake as it is, or None: a NaN or infinite number
+    (Python's parser accepts them, JSON has none), a NUL character or a lone surrogate in a string."""
     if isinstance(value, float):
-        return math.isfinite(value)
+        return None if math.isfinite(value) else "a number is NaN or infinite"
+    if isinstance(value, str):
+        return _text_problem(value)
     if isinstance(value, dict):
-        return all(finite(v) for v in value.values())
+        for k, v in value.items():
+            found = _text_problem(k) if isinstance(k, str) else None
+            if found := found or problem_in(v):
+                return found
+        return None
     if isinstance(value, list):
-        return all(finite(v) for v in value)
-    return True
+        for v in value:
+            if found := problem_in(v):
+                return found
+    return None
 
 
 def dumps(obj: Any) -> str:

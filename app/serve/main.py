@@ -15,6 +15,7 @@ from app.serve.auth import ApiKeys
 from app.serve.decision_log import DecisionWriter
 from app.serve.entity_gate import EntityGate
 from app.serve.listener import Listener
+from app.serve.logs import redact_keys
 from app.serve.metrics import Metrics, TimingMiddleware
 from app.serve.model_store import ModelStore
 from app.serve.routes import cdc, events, features, freshness, health, metrics, models, score
@@ -76,6 +77,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(TimingMiddleware, metrics=app.state.metrics)
 
     errors.install(app)
+    redact_keys()
 
     for module in (health, metrics, features, freshness, score, events, cdc, models):
         app.include_router(module.router)

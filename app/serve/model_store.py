@@ -37,6 +37,10 @@ class AmbiguousModel(ValueError):
     """Several active models consume the feature set a request named (422: name the model)."""
 
 
+class NotReady(RuntimeError):
+    """The registry's models are not loaded yet (503 with Retry-After: the process just started)."""
+
+
 class ModelStore:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
@@ -102,12 +106,14 @@ class ModelStore:
         return "; ".join(parts) or "none"
 
     def for_model(self, name: str) -> Serving:
+        self._ready()
         serving = self.by_name.get(name)
         if serving is None or serving.active is None:
             raise UnknownModel(f"no active model named {name!r}; active models: {self._active_names()}")
         return serving
 
     def for_feature_set(self, feature_set: str) -> Serving:
+        self._ready()
         found = [s for s in self.by_name.values() if s.active is not None and s.active.feature_set == feature_set]
         if not found:
             raise UnknownModel(
@@ -119,6 +125,10 @@ class ModelStore:
                 f"several active models consume feature set {feature_set!r} ({names}): name one as model"
             )
         return found[0]
+
+    def _ready(self) -> None:
+        if not self.loaded:
+            raise NotReady("the service is starting: the registry's models are not loaded yet")
 
     def _active_names(self) -> str:
         return ", ".join(sorted(n for n, s in self.by_name.items() if s.active)) or "none"

@@ -15,7 +15,7 @@ from psycopg.types.json import Jsonb
 from app.ingest.debezium import BadEvent, Change, read_event
 from app.lake.queries import query
 from app.serve.auth import require
-from app.serve.jsonvalues import JsonResponse, dumps, finite
+from app.serve.jsonvalues import JsonResponse, dumps, problem_in
 
 router = APIRouter(prefix="/v1/cdc", tags=["ingest"])
 
@@ -29,6 +29,8 @@ async def debezium(request: Request) -> JsonResponse:
         body = await request.json()
     except ValueError as exc:
         raise HTTPException(422, f"malformed JSON: {exc}") from None
+    except RecursionError:
+        raise HTTPException(400, "JSON nested too deep") from None
     events = body if isinstance(body, list) else [body]
     if len(events) > MAX_BATCH:
         raise HTTPException(413, f"{len(events)} events in one post; at most {MAX_BATCH:,}")
@@ -40,8 +42,8 @@ async def debezium(request: Request) -> JsonResponse:
         hints = {t: d for t, d in await (await conn.execute(query("cdc_decode_hints"))).fetchall()}
         for i, ev in enumerate(events):
             try:
-                if not finite(ev):  # JSON has no NaN or infinity; a sender that writes them gets them named
-                    raise BadEvent("a number is NaN or infinite")
+                if (problem := problem_in(ev)) is not None:  # NaN, infinity, NUL, lone surrogate: named
+                    raise BadEvent(problem)
                 change = read_event(ev, hints)
             except BadEvent as exc:
                 rejected.append({"index": i, "reason": str(exc)})

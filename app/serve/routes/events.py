@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.lake.queries import query
 from app.serve.auth import require
-from app.serve.jsonvalues import JsonResponse, dumps, finite
+from app.serve.jsonvalues import JsonResponse, dumps, problem_in
 
 router = APIRouter(prefix="/v1/events", tags=["ingest"])
 
@@ -46,10 +46,12 @@ async def land_events(body: EventsRequest, request: Request) -> JsonResponse:
     rejected: list[dict[str, Any]] = []
     sendable: list[tuple[int, Any]] = []
     for i, ev in enumerate(events):
-        if finite(ev):
+        # NaN and infinities (JSON has none), NUL characters and lone surrogates (the lake's text has
+        # none) would fail the whole batch in the lake: the event is named here instead.
+        if (problem := problem_in(ev)) is None:
             sendable.append((i, ev))
-        else:  # JSON has no NaN or infinity; a client that sends them gets them named
-            rejected.append({"index": i, "event_id": None, "reason": "a number is NaN or infinite"})
+        else:
+            rejected.append({"index": i, "event_id": None, "reason": problem})
     results: list[tuple[int, str | None, str, str | None]] = []
     async with state.pool.connection() as conn:
         try:

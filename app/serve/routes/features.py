@@ -23,7 +23,9 @@ async def read_vector(
     feature_set: Annotated[str, Path(min_length=1, max_length=40)],
     entity: Annotated[str, Path(min_length=1, max_length=256)],
     as_of: Annotated[datetime | None, Query(description="read as of this time (default: now)")] = None,
-    version: Annotated[int | None, Query(ge=1, description="feature set version (default: latest)")] = None,
+    version: Annotated[
+        int | None, Query(ge=1, le=2**31 - 1, description="feature set version (default: latest)")
+    ] = None,
 ) -> dict[str, Any]:
     """Every feature value, its age in seconds, every rule flag and the snapshot they were read in."""
     if as_of is not None and as_of.tzinfo is None:

@@ -11,13 +11,13 @@ from typing import Annotated, Any
 import psycopg
 from fastapi import APIRouter, Depends, HTTPException, Request
 from psycopg.types.json import Jsonb
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from app.lake.queries import query
 from app.serve.auth import require
 from app.serve.decision_log import DecisionWriter
 from app.serve.errors import NotFound, problem
-from app.serve.jsonvalues import JsonResponse, dumps
+from app.serve.jsonvalues import JsonResponse, dumps, problem_in
 from app.serve.metrics import Metrics
 from app.serve.model_store import ModelStore, Serving
 from app.serve.scoring import Catalog, Decision, FeatureSet, checked_score, outcome, read_vectors
@@ -27,8 +27,18 @@ router = APIRouter(prefix="/v1", tags=["decisions"])
 Name = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z][a-z0-9_]*$")]
 
 
+def _storable(value: Any) -> Any:
+    """A value the lake can take: no NaN or infinite number, no NUL character, no lone surrogate."""
+    problem = problem_in(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
 class ScoreRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    _checked = field_validator("entity", "request")(_storable)
 
     entity: Annotated[str, Field(min_length=1, max_length=256, description="entity key, e.g. the card id")]
     model: Name | None = Field(None, description="model name (its active version decides)")
@@ -39,6 +49,8 @@ class ScoreRequest(BaseModel):
 
 class DecideRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    _checked = field_validator("entity", "event")(_storable)
 
     entity: Annotated[str, Field(min_length=1, max_length=256)]
     model: Name | None = None
