@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     """[CONTEXTLAKE_DECIDE_LOCK_TIMEOUT_MS] wait for an entity's lock, else 429."""
     decide_queue_max: int = 16
     """[CONTEXTLAKE_DECIDE_QUEUE_MAX] decisions waiting on one entity, else 429."""
+    ingest_body_bytes: int = Field(32 * 1024 * 1024, gt=0)
+    """[CONTEXTLAKE_INGEST_BODY_BYTES] largest body of /v1/events and /v1/cdc/debezium (else 413)."""
+    request_body_bytes: int = Field(1024 * 1024, gt=0)
+    """[CONTEXTLAKE_REQUEST_BODY_BYTES] largest body of any other route, /v1/score and /v1/decide (else 413)."""
     spill_dir: Path | None = None
     """[CONTEXTLAKE_SPILL_DIR] unwritten decisions at shutdown (default: decision-spill in `home`)."""
 

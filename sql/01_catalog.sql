@@ -32,3 +32,9 @@ COMMENT ON FUNCTION lake.setting(text) IS 'value of one engine knob from lake.se
 -- ===========================================================================
 -- Composite types: the read contract
 -- ===========================================================================
+
+-- The earliest event time any source takes (a time before it is a unit mistake, or a placeholder
+-- like 0001-01-01, not an event); the latest is the clock plus lake.settings max_event_future.
+CREATE OR REPLACE FUNCTION lake.earliest_event_time() RETURNS timestamptz
+LANGUAGE sql IMMUTABLE AS $$ SELECT timestamptz '1970-01-01 00:00:00+00' $$;
+COMMENT ON FUNCTION lake.earliest_event_time() IS 'events before 1970-01-01 UTC are refused by every landing path';

@@ -242,6 +242,7 @@ DECLARE
     refs text[];
     w record;
     result regprocedure;
+    tag text := '$f$';
 BEGIN
     SELECT * INTO STRICT fs FROM lake.feature_sets WHERE name = p_name AND version = p_version;
     EXECUTE format('DROP FUNCTION IF EXISTS %s(text, timestamptz, jsonb)', fn);
@@ -320,9 +321,13 @@ BEGIN
         flags := flags || format('coalesce((%s)::boolean, false)', rl.predicate);
     END LOOP;
 
+    -- The body's dollar quote: one that no user expression of the set contains.
+    WHILE position(tag IN assign_od || array_to_string(flags, ' ')) > 0 LOOP
+        tag := format('$f%s$', length(tag) - 2);
+    END LOOP;
     EXECUTE format($g$
 CREATE FUNCTION %1$s(p_entity text, as_of timestamptz DEFAULT now(), request jsonb DEFAULT '{}')
-RETURNS %12$s LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
+RETURNS %12$s LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %9$s
 DECLARE
     f %2$s;
     %3$s
@@ -338,10 +343,10 @@ BEGIN
     %7$s
     RETURN ROW(p_entity, as_of, pg_current_snapshot()::text, %8$s,
                ARRAY[%10$s]::double precision[], ARRAY[%11$s]::boolean[])::%12$s;
-END $f$ $g$,
+END %9$s $g$,
         fn, row_type, decl, srcs, body, array_to_string(values_, ', '), assign_od,
         (SELECT string_agg(format('f.%I', x), ', ' ORDER BY o) FROM unnest(fs.features) WITH ORDINALITY AS u(x, o)),
-        NULL, array_to_string(ages, ', '), array_to_string(flags, ', '), vec_type);
+        tag, array_to_string(ages, ', '), array_to_string(flags, ', '), vec_type);
     result := (fn || '(text, timestamptz, jsonb)')::regprocedure;
     EXECUTE format('COMMENT ON FUNCTION %s IS %L', result,
                    'one-snapshot read of feature set ' || p_name || ' version ' || p_version || ' (generated from lake.features)');

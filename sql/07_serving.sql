@@ -268,6 +268,11 @@ BEGIN
     IF jsonb_typeof(p_event) IS DISTINCT FROM 'object' THEN
         RAISE EXCEPTION 'an event is a json object keyed by column' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF s.id_column IS NOT NULL AND p_event ? s.id_column::text
+       AND jsonb_typeof(p_event -> s.id_column::text) NOT IN ('string', 'number') THEN
+        RAISE EXCEPTION '% (the event id) must be a string or a number, not %', s.id_column,
+            jsonb_typeof(p_event -> s.id_column::text) USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     IF p_event ? s.entity_column::text AND p_event ->> s.entity_column::text IS DISTINCT FROM p_entity THEN
         RAISE EXCEPTION 'event %: % is %, the request is for entity %', p_event ->> s.id_column::text,
             s.entity_column, p_event ->> s.entity_column::text, p_entity USING ERRCODE = 'invalid_parameter_value';

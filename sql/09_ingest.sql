@@ -63,6 +63,10 @@ BEGIN
     IF isfinite(v_time) IS NOT TRUE THEN
         RETURN format('%s must be a finite time', s.time_column);
     END IF;
+    IF v_time < lake.earliest_event_time() THEN
+        RETURN format('%s %s is before %s, the earliest event time the lake takes', s.time_column, v_time,
+                      lake.earliest_event_time());
+    END IF;
     RETURN NULL;
 END $$;
 

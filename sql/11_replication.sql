@@ -21,29 +21,49 @@ BEGIN
         TG_TABLE_SCHEMA, TG_TABLE_NAME USING ERRCODE = 'object_not_in_prerequisite_state';
 END $$;
 
--- Declares that a subscription feeds a source's landing table: the replica row maintenance and guard,
--- both enabled REPLICA (they fire in the apply worker only).
+-- The replica triggers of a source, each created only where missing (creating one locks the landing
+-- table until the transaction ends), all enabled REPLICA: they fire in the apply worker only.
+--   lake_replica_<source>                    row maintenance of every applied insert
+--   lake_replica_append_only_<source>        a replicated update or delete stops the subscription
+--   lake_replica_no_truncate_<source>        so does a replicated truncate (statement level: the apply
+--                                            worker fires statement triggers of TRUNCATE)
+CREATE OR REPLACE FUNCTION lake._ensure_replica_triggers(p_source text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s lake.sources := lake._events_source(p_source);
+    t record;
+BEGIN
+    FOR t IN SELECT * FROM (VALUES
+        ('lake_replica_' || p_source,
+         format('AFTER INSERT ON %s FOR EACH ROW EXECUTE FUNCTION lake_gen.%I()', s.table_name, p_source || '_maintain_row'),
+         'keeps the features of source ' || p_source || ' for rows a subscription applies (fires only in the apply worker)'),
+        ('lake_replica_append_only_' || p_source,
+         format('BEFORE UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION lake._refuse_replicated_change()', s.table_name),
+         'a replicated update or delete of a landing table stops the subscription: landing tables are append-only'),
+        ('lake_replica_no_truncate_' || p_source,
+         format('BEFORE TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION lake._refuse_replicated_change()', s.table_name),
+         'a replicated truncate of a landing table stops the subscription: landing tables are append-only')
+    ) AS x(name, definition, note)
+    LOOP
+        CONTINUE WHEN EXISTS (SELECT FROM pg_trigger WHERE tgrelid = s.table_name AND tgname = t.name);
+        EXECUTE format('CREATE TRIGGER %I %s', t.name, t.definition);
+        EXECUTE format('ALTER TABLE %s ENABLE REPLICA TRIGGER %I', s.table_name, t.name);
+        EXECUTE format('COMMENT ON TRIGGER %I ON %s IS %L', t.name, s.table_name, t.note);
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION lake._ensure_replica_triggers(text) IS 'creates the missing replica triggers of a source (maintenance, append-only guards), enabled REPLICA';
+
+-- Declares that a subscription feeds a source's landing table: the replica row maintenance and the
+-- guards against replicated updates, deletes and truncates.
 CREATE OR REPLACE FUNCTION lake.enable_replica_maintenance(p_source text) RETURNS void
 LANGUAGE plpgsql AS $$
-DECLARE
-    s lake.sources;
-    trig text := 'lake_replica_' || p_source;
-    guard text := 'lake_replica_append_only_' || p_source;
 BEGIN
-    s := lake._events_source(p_source);
+    PERFORM lake._events_source(p_source);
     INSERT INTO lake.replica_sources (source) VALUES (p_source) ON CONFLICT DO NOTHING;
     PERFORM lake._generate_replica_row_function(p_source);
-    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', trig, s.table_name);
-    EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s FOR EACH ROW EXECUTE FUNCTION lake_gen.%I()',
-                   trig, s.table_name, p_source || '_maintain_row');
-    EXECUTE format('ALTER TABLE %s ENABLE REPLICA TRIGGER %I', s.table_name, trig);
-    EXECUTE format('COMMENT ON TRIGGER %I ON %s IS %L', trig, s.table_name,
-                   'keeps the features of source ' || p_source || ' for rows a subscription applies (fires only in the apply worker)');
-    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', guard, s.table_name);
-    EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION lake._refuse_replicated_change()',
-                   guard, s.table_name);
-    EXECUTE format('ALTER TABLE %s ENABLE REPLICA TRIGGER %I', s.table_name, guard);
+    PERFORM lake._ensure_replica_triggers(p_source);
 END $$;
+COMMENT ON FUNCTION lake.enable_replica_maintenance(text) IS 'a subscription feeds this source: row-level maintenance and append-only guards that fire in the apply worker';
 
 -- A source whose state changed shape (new features, a new tile threshold) regenerates its replica
 -- function; the triggers keep their names, so the landing table is not locked for it.

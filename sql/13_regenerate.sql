@@ -15,6 +15,7 @@ BEGIN
     END LOOP;
     FOR r IN SELECT rs.source FROM lake.replica_sources rs ORDER BY rs.source LOOP
         PERFORM lake._generate_replica_row_function(r.source);
+        PERFORM lake._ensure_replica_triggers(r.source);
         kind := 'replica source'; name := r.source; RETURN NEXT;
     END LOOP;
     FOR r IN SELECT fs.name, fs.version FROM lake.feature_sets fs ORDER BY fs.name, fs.version LOOP

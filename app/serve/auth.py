@@ -87,6 +87,17 @@ class ApiKeys:
         self._cache.clear()
 
 
+def presented(request: Request) -> str:
+    """The API key a request carries; 401 when it carries none."""
+    header = request.headers.get("authorization", "")
+    api_key = header[7:].strip() if header.lower().startswith("bearer ") else request.headers.get("x-api-key")
+    # A sink that cannot set headers (Debezium Server's HTTP sink) puts the key in its URL.
+    api_key = api_key or request.query_params.get("api_key")
+    if not api_key:
+        raise _unauthorized("an API key is required (Authorization: Bearer <key>, or X-API-Key)")
+    return api_key
+
+
 def require(*scopes: str) -> Callable[[Request], Awaitable[None]]:
     """A route dependency: the request carries a key holding every one of these scopes (or admin)."""
     for s in scopes:
@@ -96,13 +107,7 @@ def require(*scopes: str) -> Callable[[Request], Awaitable[None]]:
         keys: ApiKeys | None = request.app.state.api_keys
         if keys is None:  # CONTEXTLAKE_AUTH=off
             return
-        header = request.headers.get("authorization", "")
-        api_key = header[7:].strip() if header.lower().startswith("bearer ") else request.headers.get("x-api-key")
-        # A sink that cannot set headers (Debezium Server's HTTP sink) puts the key in its URL.
-        api_key = api_key or request.query_params.get("api_key")
-        if not api_key:
-            raise _unauthorized("an API key is required (Authorization: Bearer <key>, or X-API-Key)")
-        held = await keys.scopes(api_key)
+        held = await keys.scopes(presented(request))
         missing = [s for s in scopes if s not in held and "admin" not in held]
         if missing:
             raise HTTPException(403, f"this API key lacks the scope(s) {', '.join(missing)}")

@@ -23,7 +23,7 @@ import os
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -33,6 +33,12 @@ from app.lake.queries import query
 from app.serve.jsonvalues import dumps
 
 log = logging.getLogger("contextlake.decisions")
+
+
+def _private(path: Path, mode: str) -> IO[str]:
+    """A file only the service's user may read: it holds whole decisions (vectors, request payloads)."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode == "a" else os.O_TRUNC)
+    return open(os.open(path, flags, 0o600), mode, encoding="utf-8")
 
 
 class LogFull(RuntimeError):
@@ -106,9 +112,9 @@ class DecisionWriter:
 
     def _reject(self, row: dict[str, Any], exc: Exception) -> None:
         """Set aside a decision the lake will never accept (a file beside the spill files), loudly."""
-        self.spill_dir.mkdir(parents=True, exist_ok=True)
+        self.spill_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = self.spill_dir / "rejected.jsonl"
-        with path.open("a", encoding="utf-8") as f:
+        with _private(path, "a") as f:
             f.write(dumps({"error": str(exc).strip(), "decision": row}) + "\n")
             f.flush()
             os.fsync(f.fileno())
@@ -157,10 +163,10 @@ class DecisionWriter:
             self._spill()
 
     def _spill(self) -> None:
-        self.spill_dir.mkdir(parents=True, exist_ok=True)
+        self.spill_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = self.spill_dir / f"decisions-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{id(self):x}.jsonl"
         tmp = path.with_suffix(".tmp")
-        with tmp.open("w", encoding="utf-8") as f:
+        with _private(tmp, "w") as f:
             for row in self.pending:
                 f.write(dumps(row) + "\n")
             f.flush()

@@ -42,6 +42,16 @@ def _text_problem(text: str) -> str | None:
     return None
 
 
+def iso_time(value: Any) -> Any:
+    """A time a client sends is ISO 8601 text with a zone: a number (or digits) is refused, not read as
+    seconds since 1970."""
+    if value is None or isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or value.strip().lstrip("-").replace(".", "", 1).isdigit():
+        raise ValueError("a time is ISO 8601 text with a zone, e.g. 2026-11-20T12:00:00Z")
+    return value
+
+
 def problem_in(value: Any) -> str | None:
     """Why a parsed JSON value cannot be stored in the lake as it is, or None: a NaN or infinite number
     (Python's parser accepts them, JSON has none), a NUL character or a lone surrogate in a string."""

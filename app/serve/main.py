@@ -14,6 +14,7 @@ from app.serve import errors
 from app.serve.auth import ApiKeys
 from app.serve.decision_log import DecisionWriter
 from app.serve.entity_gate import EntityGate
+from app.serve.guard import BodyGuard
 from app.serve.listener import Listener
 from app.serve.logs import redact_keys
 from app.serve.metrics import Metrics, TimingMiddleware
@@ -74,6 +75,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="contextlake", version=__version__, lifespan=lifespan)
     app.state.metrics = Metrics()
+    # Outermost last: timing sees every answer, the guard's 401 and 413 included.
+    app.add_middleware(BodyGuard, ingest_bytes=settings.ingest_body_bytes, request_bytes=settings.request_body_bytes)
     app.add_middleware(TimingMiddleware, metrics=app.state.metrics)
 
     errors.install(app)

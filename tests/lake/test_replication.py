@@ -111,3 +111,35 @@ def test_a_regenerated_source_regenerates_its_replica_maintenance(conn: psycopg.
     conn.execute("SET session_replication_role = origin")
     assert conn.execute("SELECT count(*) FROM lake.verify_state()").fetchone() == (0,)
     assert conn.execute("SELECT count(*) FROM lake_gen.card_txn_tiles WHERE grain > 0").fetchone()[0] > 0  # type: ignore[index]
+
+
+def test_a_replicated_truncate_stops_the_subscription_and_loses_nothing(
+    upstream: str, conn: psycopg.Connection
+) -> None:
+    """A publication of PostgreSQL's defaults publishes truncates too: the lake refuses one, loudly."""
+    conn.execute("SELECT lake.enable_replica_maintenance('card_txn')")
+    land_txn(conn, "local", "c0", "m1", 5, datetime.now(UTC) - timedelta(seconds=1))
+    with psycopg.connect(upstream, autocommit=True) as up:
+        up.execute("CREATE PUBLICATION everything FOR TABLE cards.transactions")  # insert, update, delete, truncate
+        up.execute(INSERT, (1, 40))
+        conn.execute(
+            f"CREATE SUBSCRIPTION lake_all CONNECTION '{upstream}' PUBLICATION everything WITH (copy_data = true)"
+        )
+        try:
+            wait_for(conn, 41)
+            up.execute("TRUNCATE cards.transactions")
+            up.execute(INSERT, (41, 41))  # behind the truncate: never applied while it is refused
+            deadline = time.monotonic() + 30
+            while conn.execute(
+                "SELECT coalesce(sum(apply_error_count), 0) FROM pg_stat_subscription_stats WHERE subname = 'lake_all'"
+            ).fetchone() == (0,):
+                assert time.monotonic() < deadline, "the replicated truncate was not refused"
+                time.sleep(0.1)
+            assert conn.execute("SELECT count(*) FROM cards.transactions").fetchone() == (41,)
+            assert conn.execute("SELECT count(*) FROM lake.verify_state()").fetchone() == (0,)
+            assert conn.execute("SELECT card_txn_count FROM api.read_fraud_v1('c0')").fetchone()[0] > 1  # type: ignore[index]
+        finally:
+            conn.execute("ALTER SUBSCRIPTION lake_all DISABLE")
+            conn.execute("ALTER SUBSCRIPTION lake_all SET (slot_name = NONE)")
+            conn.execute("DROP SUBSCRIPTION lake_all")
+            up.execute("SELECT pg_drop_replication_slot('lake_all')")

@@ -8,11 +8,13 @@ from typing import Annotated, Any
 import psycopg
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from psycopg.rows import dict_row
+from pydantic import BeforeValidator
 
 from app.lake.queries import query
 from app.serve.auth import require
 from app.serve.deps import Pool
 from app.serve.errors import NotFound, problem
+from app.serve.jsonvalues import iso_time
 
 router = APIRouter(prefix="/v1/features", tags=["features"], dependencies=[Depends(require("score"))])
 
@@ -22,7 +24,11 @@ async def read_vector(
     pool: Pool,
     feature_set: Annotated[str, Path(min_length=1, max_length=40)],
     entity: Annotated[str, Path(min_length=1, max_length=256)],
-    as_of: Annotated[datetime | None, Query(description="read as of this time (default: now)")] = None,
+    as_of: Annotated[
+        datetime | None,
+        BeforeValidator(iso_time),
+        Query(description="read as of this time, ISO 8601 with a zone (default: now)"),
+    ] = None,
     version: Annotated[
         int | None, Query(ge=1, le=2**31 - 1, description="feature set version (default: latest)")
     ] = None,

@@ -11,13 +11,13 @@ from typing import Annotated, Any
 import psycopg
 from fastapi import APIRouter, Depends, HTTPException, Request
 from psycopg.types.json import Jsonb
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from app.lake.queries import query
 from app.serve.auth import require
 from app.serve.decision_log import DecisionWriter
 from app.serve.errors import NotFound, problem
-from app.serve.jsonvalues import JsonResponse, dumps, problem_in
+from app.serve.jsonvalues import JsonResponse, dumps, iso_time, problem_in
 from app.serve.metrics import Metrics
 from app.serve.model_store import ModelStore, Serving
 from app.serve.scoring import Catalog, Decision, FeatureSet, checked_score, outcome, read_vectors
@@ -44,7 +44,9 @@ class ScoreRequest(BaseModel):
     model: Name | None = Field(None, description="model name (its active version decides)")
     feature_set: Name | None = Field(None, description="or: the feature set whose one active model decides")
     request: dict[str, Any] = Field(default_factory=dict, description="payload the on-demand features and rules read")
-    as_of: AwareDatetime | None = Field(None, description="read the features as of this time (default: now)")
+    as_of: Annotated[AwareDatetime | None, BeforeValidator(iso_time)] = Field(
+        None, description="read the features as of this time, ISO 8601 with a zone (default: now)"
+    )
 
 
 class DecideRequest(BaseModel):
