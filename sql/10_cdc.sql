@@ -114,6 +114,21 @@ BEGIN
               FROM pg_temp.lake_changes x WHERE x.status IS NULL) d
      WHERE c.idx = d.idx AND d.f <> d.idx;
 
+    -- A key created again upstream (at another source position than the create that landed it, after
+    -- a delete): a new event, landed as <key>@<lsn> as an update is. Within one batch the smallest
+    -- position keeps the plain key; across batches whichever landed first does. Snapshot reads ('r')
+    -- of a key already landed stay duplicates: they read, they do not create.
+    UPDATE pg_temp.lake_changes c SET event = jsonb_set(c.event, ARRAY[src.id_column::text],
+                                                        to_jsonb(c.row_key || '@' || c.lsn))
+      FROM lake.sources src
+     WHERE src.name = c.source AND c.status IS NULL AND c.op = 'c'
+       AND (EXISTS (SELECT FROM lake.cdc_applied a
+                     WHERE a.upstream_table = c.upstream_table AND a.row_key = c.row_key AND a.lsn <> c.lsn
+                       AND a.op IN ('c', 'r') AND a.outcome = 'landed')
+            OR EXISTS (SELECT FROM pg_temp.lake_changes x
+                        WHERE x.upstream_table = c.upstream_table AND x.row_key = c.row_key AND x.lsn < c.lsn
+                          AND x.op IN ('c', 'r') AND x.status IS NULL));
+
     UPDATE pg_temp.lake_changes c SET status = 'ignored',
            reason = CASE c.op WHEN 'd' THEN 'delete: the landing table is append-only'
                               WHEN 't' THEN 'truncate: the landing table is append-only'

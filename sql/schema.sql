@@ -218,6 +218,7 @@ CREATE TABLE lake.cdc_applied (
     PRIMARY KEY (upstream_table, lsn, row_key, op)
 );
 CREATE INDEX cdc_applied_at ON lake.cdc_applied USING brin (applied_at);
+CREATE INDEX cdc_applied_key ON lake.cdc_applied (upstream_table, row_key);
 COMMENT ON TABLE lake.cdc_applied IS
     'every applied change by source position (table, LSN, row key, op: several changes can share an LSN), '
     'with the source commit time; a redelivered change finds its row here and applies nothing';

@@ -96,11 +96,20 @@ def _row_fields(schema: Any, side: str) -> dict[str, dict[str, Any]]:
     return {}
 
 
-def _int(value: Any, what: str) -> int:
+# A source position is a PostgreSQL LSN the lake keeps as bigint; a commit time in milliseconds since
+# 1970 is a time PostgreSQL can hold (up to the year 9999 here).
+LSN_MAX = 2**63 - 1
+TS_MS_MAX = 253_402_300_799_999
+
+
+def _int(value: Any, what: str, high: int) -> int:
     try:
-        return int(value)
-    except (TypeError, ValueError):
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
         raise BadEvent(f"{what} is not a number: {value!r}") from None
+    if not 0 <= number <= high:
+        raise BadEvent(f"{what} {number} is out of range (0 to {high:,})")
+    return number
 
 
 def read_event(event: Any, decode_hints: dict[str, dict[str, str]]) -> Change | None:
@@ -147,8 +156,8 @@ def read_event(event: Any, decode_hints: dict[str, dict[str, str]]) -> Change | 
     if not isinstance(source, dict) or not source.get("schema") or not source.get("table"):
         raise BadEvent("source.schema and source.table are required")
     table = f"{source['schema']}.{source['table']}"
-    lsn = _int(source.get("lsn"), "source.lsn")
-    ts_ms = _int(source.get("ts_ms", payload.get("ts_ms")), "source.ts_ms")
+    lsn = _int(source.get("lsn"), "source.lsn", LSN_MAX)
+    ts_ms = _int(source.get("ts_ms", payload.get("ts_ms")), "source.ts_ms", TS_MS_MAX)
     side = "before" if op == "d" else "after"
     image = payload.get(side)
     row = {} if op == "t" else _row(image, _row_fields(schema, side), decode_hints.get(table, {}))

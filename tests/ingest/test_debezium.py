@@ -331,3 +331,56 @@ def test_decimal_bytes_of_the_connect_format(encoded: str, scale: int, value: st
     from app.ingest.debezium import decode_value
 
     assert decode_value(encoded, "org.apache.kafka.connect.data.Decimal", {"scale": str(scale)}) == value
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("ts_ms", 10**17, "source.ts_ms 100000000000000000 is out of range"),
+        ("lsn", 2**64 + 5, "source.lsn 18446744073709551621 is out of range"),
+        ("merchant_id", "m\u0000", "NUL character"),
+    ],
+)
+def test_a_poison_change_is_named_and_the_good_one_of_its_batch_commits(
+    client: httpx.Client, conn: psycopg.Connection, field: str, value: Any, reason: str
+) -> None:
+    good = with_schema(payload("c", 300, TS, after=auth_row(300, "c1", "2.00", NOW)))
+    bad = with_schema(payload("c", 301, TS, after=auth_row(301, "c1", "3.00", NOW)))
+    if field == "merchant_id":
+        bad["payload"]["after"][field] = value
+    else:
+        bad["payload"]["source"][field] = value
+    r = client.post("/v1/cdc/debezium", json=[good, bad])
+    assert r.status_code == 422, r.text
+    assert r.json()["landed"] == 1 and [x["index"] for x in r.json()["rejected"]] == [1]
+    assert reason in r.json()["rejected"][0]["reason"]
+    assert conn.execute("SELECT event_id FROM cards.transactions").fetchall() == [("a300",)]
+
+
+@pytest.mark.parametrize("batches", ["one", "separate", "shuffled"])
+def test_a_key_created_again_upstream_lands_as_a_new_event(
+    client: httpx.Client, conn: psycopg.Connection, batches: str
+) -> None:
+    first = auth_row(9, "c1", "10.00", NOW - timedelta(minutes=3))
+    again = dict(auth_row(9, "c1", "25.00", NOW - timedelta(minutes=1)))  # the same id, new values
+    changes = [
+        with_schema(payload("c", 500, TS, after=first)),
+        with_schema(payload("d", 510, TS, before=first)),
+        with_schema(payload("c", 520, TS, after=again)),
+    ]
+    if batches == "one":
+        posts = [changes]
+    elif batches == "separate":
+        posts = [[c] for c in changes]
+    else:  # the second create arrives before the first: the same two events land
+        posts = [[changes[2]], [changes[1], changes[0]]]
+    for post in posts:
+        assert client.post("/v1/cdc/debezium", json=post).status_code == 200
+    landed = conn.execute("SELECT amount FROM cards.transactions ORDER BY amount").fetchall()
+    assert landed == [(Decimal("10.00"),), (Decimal("25.00"),)]
+    ids = {r[0] for r in conn.execute("SELECT event_id FROM cards.transactions").fetchall()}
+    assert len(ids) == 2 and {i.split("@")[0] for i in ids} == {"a9"}
+    for post in posts:  # a redelivery of everything lands nothing more
+        client.post("/v1/cdc/debezium", json=post)
+    assert conn.execute("SELECT count(*) FROM cards.transactions").fetchone() == (2,)
+    assert conn.execute("SELECT card_txn_count FROM api.read_fraud_v1('c1')").fetchone() == (2,)
