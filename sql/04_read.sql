@@ -218,6 +218,18 @@ END
 $$;
 COMMENT ON FUNCTION lake._windows_sql(text, int, text[]) IS 'code generation: every window feature of one source in one statement';
 
+-- The columns of a composite type as "name type, ..." (NULL when there is no such type).
+CREATE OR REPLACE FUNCTION lake._composite_columns(p_type text) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY a.attnum)
+      FROM pg_attribute a
+     WHERE a.attrelid = (SELECT typrelid FROM pg_type WHERE oid = to_regtype(p_type))
+       AND a.attnum > 0 AND NOT a.attisdropped
+$$;
+COMMENT ON FUNCTION lake._composite_columns(text) IS 'a composite type''s columns as text, to tell whether a generated type keeps its shape';
+
+-- (Re)generates the read function of one feature set version: its row and vector types and the
+-- STABLE function a service calls, replaced in place when its shape is unchanged.
 CREATE OR REPLACE FUNCTION lake._generate_feature_set(p_name text, p_version int) RETURNS regprocedure
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -243,23 +255,33 @@ DECLARE
     w record;
     result regprocedure;
     tag text := '$f$';
+    cols text;
 BEGIN
     SELECT * INTO STRICT fs FROM lake.feature_sets WHERE name = p_name AND version = p_version;
-    EXECUTE format('DROP FUNCTION IF EXISTS %s(text, timestamptz, jsonb)', fn);
-    EXECUTE format('DROP TYPE IF EXISTS %s CASCADE', row_type);
-    EXECUTE format('DROP TYPE IF EXISTS %s CASCADE', vec_type);
-    EXECUTE format('CREATE TYPE %s AS (%s)', row_type,
-                   (SELECT string_agg(format('%I %s', f.name, f.value_type), ', ' ORDER BY u.i)
-                      FROM unnest(fs.features) WITH ORDINALITY AS u(n, i) JOIN lake.features f ON f.name = u.n));
-    EXECUTE format('COMMENT ON TYPE %s IS %L', row_type, 'feature values of feature set ' || p_name || ' version ' || p_version);
-    -- The typed result: what a service reads (binary, no jsonb to build or parse).
-    EXECUTE format('CREATE TYPE %s AS (entity text, as_of timestamptz, snapshot text, %s, ages double precision[], rules boolean[])',
-                   vec_type,
-                   (SELECT string_agg(format('%I %s', f.name, f.value_type), ', ' ORDER BY u.i)
-                      FROM unnest(fs.features) WITH ORDINALITY AS u(n, i) JOIN lake.features f ON f.name = u.n));
-    EXECUTE format('COMMENT ON TYPE %s IS %L', vec_type,
-                   'one-snapshot read of feature set ' || p_name || ' version ' || p_version
-                   || ': values, ages in seconds (feature order), rule flags (rule order), snapshot');
+    -- A read function an earlier release generated under another name (lake_gen, before the contract).
+    IF fs.read_function IS NOT NULL AND fs.read_function IS DISTINCT FROM to_regprocedure(fn || '(text, timestamptz, jsonb)') THEN
+        EXECUTE format('DROP FUNCTION IF EXISTS %s', fs.read_function);
+    END IF;
+    cols := (SELECT string_agg(format('%I %s', f.name, f.value_type), ', ' ORDER BY u.i)
+               FROM unnest(fs.features) WITH ORDINALITY AS u(n, i) JOIN lake.features f ON f.name = u.n);
+    -- Types of the same shape are kept, and the read function is replaced in place (same oid): a
+    -- service reading it meanwhile never meets a function that is gone. A new shape starts over.
+    IF lake._composite_columns(row_type) IS DISTINCT FROM cols
+       OR lake._composite_columns(vec_type) IS DISTINCT FROM
+          'entity text, as_of timestamp with time zone, snapshot text, ' || cols
+          || ', ages double precision[], rules boolean[]' THEN
+        EXECUTE format('DROP FUNCTION IF EXISTS %s(text, timestamptz, jsonb)', fn);
+        EXECUTE format('DROP TYPE IF EXISTS %s CASCADE', row_type);
+        EXECUTE format('DROP TYPE IF EXISTS %s CASCADE', vec_type);
+        EXECUTE format('CREATE TYPE %s AS (%s)', row_type, cols);
+        EXECUTE format('COMMENT ON TYPE %s IS %L', row_type, 'feature values of feature set ' || p_name || ' version ' || p_version);
+        -- The typed result: what a service reads (binary, no jsonb to build or parse).
+        EXECUTE format('CREATE TYPE %s AS (entity text, as_of timestamptz, snapshot text, %s, ages double precision[], rules boolean[])',
+                       vec_type, cols);
+        EXECUTE format('COMMENT ON TYPE %s IS %L', vec_type,
+                       'one-snapshot read of feature set ' || p_name || ' version ' || p_version
+                       || ': values, ages in seconds (feature order), rule flags (rule order), snapshot');
+    END IF;
 
     FOR ft IN SELECT f.* FROM unnest(fs.features) WITH ORDINALITY AS u(n, ord) JOIN lake.features f ON f.name = u.n ORDER BY u.ord LOOP
         IF ft.kind IN ('lifetime', 'window', 'batch') THEN
@@ -326,7 +348,7 @@ BEGIN
         tag := format('$f%s$', length(tag) - 2);
     END LOOP;
     EXECUTE format($g$
-CREATE FUNCTION %1$s(p_entity text, as_of timestamptz DEFAULT now(), request jsonb DEFAULT '{}')
+CREATE OR REPLACE FUNCTION %1$s(p_entity text, as_of timestamptz DEFAULT now(), request jsonb DEFAULT '{}')
 RETURNS %12$s LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %9$s
 DECLARE
     f %2$s;

@@ -79,13 +79,22 @@ CREATE OR REPLACE TRIGGER sources_refresh_replica_row
     AFTER UPDATE OF state_aggs, tracked_columns, distinct_columns, grains, tile_threshold ON lake.sources
     FOR EACH ROW EXECUTE FUNCTION lake._refresh_replica_row();
 
--- Subscriptions into the lake: how far behind the publisher each one is.
+-- Subscriptions into the lake: how far behind the publisher each one is. A subscription that is
+-- disabled, or whose apply worker is not running (it stopped on an error: a refused update, delete or
+-- truncate), says so in state: its lag columns are then NULL, unknown and growing, for a monitor to
+-- alert on.
 CREATE OR REPLACE VIEW lake.subscription_lag AS
-SELECT subname AS subscription, received_lsn, latest_end_lsn,
-       extract(epoch FROM last_msg_receipt_time - last_msg_send_time) AS transport_seconds,
-       extract(epoch FROM now() - latest_end_time) AS since_last_confirmed_seconds,
-       last_msg_receipt_time
-  FROM pg_stat_subscription
- WHERE relid IS NULL;
+SELECT s.subname AS subscription, st.received_lsn, st.latest_end_lsn,
+       extract(epoch FROM st.last_msg_receipt_time - st.last_msg_send_time) AS transport_seconds,
+       extract(epoch FROM now() - st.latest_end_time) AS since_last_confirmed_seconds,
+       st.last_msg_receipt_time,
+       CASE WHEN NOT s.subenabled THEN 'disabled'
+            WHEN st.pid IS NULL THEN 'not running'
+            ELSE 'streaming' END AS state
+  FROM pg_subscription s
+  -- A worker's figures count only while it streams for an enabled subscription (one just disabled
+  -- may not have exited yet).
+  LEFT JOIN pg_stat_subscription st ON st.subid = s.oid AND st.relid IS NULL AND st.pid IS NOT NULL AND s.subenabled
+ WHERE s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database());
 COMMENT ON VIEW lake.subscription_lag IS
-    'per subscription (pg_stat_subscription): message transport time and time since the last position the publisher confirmed';
+    'per subscription: state (streaming, disabled, not running), message transport time and time since the last position the publisher confirmed (NULL when not streaming: unknown and growing)';

@@ -1,18 +1,23 @@
 """API keys: ``clk_<key id>_<secret>``, sent as ``Authorization: Bearer <key>``, ``X-API-Key``, or (for
 senders that cannot set headers) the ``api_key`` query parameter.
 
-The lake keeps only the sha256 of each secret (lake.api_keys). Verified keys are cached for
-``key_cache_seconds``; a revocation notifies every service, which drops the key at once.
+The lake keeps only the sha256 of each secret (api.api_key reads it). Verified keys are cached for
+``key_cache_seconds``, unknown key ids for a few seconds, least recently used first out when the cache
+is full; a revocation notifies every service, which drops the key at once. Lookups of ids the cache
+does not hold run a few at a time, so a flood of made-up keys cannot take the connection pool from
+the requests that carry real ones.
 Scopes: ``score`` (scoring, feature and freshness reads), ``ingest`` (landing events), ``admin``
 (everything, and the model registry).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -23,7 +28,9 @@ from app.lake.queries import query
 
 SCOPES = ("score", "ingest", "admin")
 KEY_FORMAT = re.compile(r"clk_([0-9a-f]{12})_([0-9a-f]{64})")
-CACHE_MAX = 10_000  # key ids remembered (known or not) before the cache starts over
+CACHE_MAX = 10_000  # key ids remembered (known or not); the least recently used goes first
+UNKNOWN_SECONDS = 5.0  # how long an id with no key is remembered (a key created since is seen after this)
+LOOKUPS_AT_ONCE = 2  # lookups of ids the cache does not hold, in flight at once
 
 
 @dataclass(frozen=True)
@@ -42,26 +49,42 @@ class ApiKeys:
     def __init__(self, pool: AsyncConnectionPool, cache_seconds: float) -> None:
         self.pool = pool
         self.cache_seconds = cache_seconds
-        self._cache: dict[str, _Entry] = {}
+        self._cache: OrderedDict[str, _Entry] = OrderedDict()
         self._generation = 0  # bumped by every revocation notice: a lookup in flight then is not cached
+        self._lookups = asyncio.Semaphore(LOOKUPS_AT_ONCE)
+
+    def _cached(self, key_id: str) -> _Entry | None:
+        entry = self._cache.get(key_id)
+        if entry is None:
+            return None
+        if entry.expires <= time.monotonic():
+            del self._cache[key_id]
+            return None
+        self._cache.move_to_end(key_id)
+        return entry
 
     async def _entry(self, key_id: str) -> _Entry:
-        entry = self._cache.get(key_id)
-        if entry is not None and entry.expires > time.monotonic():
+        entry = self._cached(key_id)
+        if entry is not None:
             return entry
-        generation = self._generation
-        async with self.pool.connection() as conn:
-            row = await (await conn.execute(query("api_key"), {"key_id": key_id})).fetchone()
-        expires = time.monotonic() + self.cache_seconds
+        async with self._lookups:
+            entry = self._cached(key_id)  # looked up while this request waited its turn
+            if entry is not None:
+                return entry
+            generation = self._generation
+            async with self.pool.connection() as conn:
+                row = await (await conn.execute(query("api_key"), {"key_id": key_id})).fetchone()
+        now = time.monotonic()
         entry = (
-            _Entry(expires, None, frozenset(), True)
+            _Entry(now + min(UNKNOWN_SECONDS, self.cache_seconds), None, frozenset(), True)
             if row is None
-            else _Entry(expires, row[0], frozenset(row[1]), row[2])
+            else _Entry(now + self.cache_seconds, row[0], frozenset(row[1]), row[2])
         )
         if generation == self._generation:
-            if len(self._cache) >= CACHE_MAX:
-                self._cache.clear()
             self._cache[key_id] = entry
+            self._cache.move_to_end(key_id)
+            while len(self._cache) > CACHE_MAX:
+                self._cache.popitem(last=False)
         return entry
 
     async def scopes(self, api_key: str) -> frozenset[str]:

@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
+import psycopg
 from fastapi import HTTPException
+from psycopg_pool import PoolTimeout
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -51,6 +53,11 @@ class BodyGuard:
                 await keys.scopes(presented(request))
             except HTTPException as exc:
                 await _answer(send, exc.status_code, str(exc.detail), exc.headers)
+                return
+            except (PoolTimeout, psycopg.OperationalError) as exc:  # outside the app's handlers: answered here
+                await _answer(
+                    send, 503, f"database unavailable: {str(exc).strip() or type(exc).__name__}", {"Retry-After": "1"}
+                )
                 return
         received = 0
         answered = False  # the guard answered 413 itself: whatever the app sends after that is dropped

@@ -143,3 +143,19 @@ def test_a_replicated_truncate_stops_the_subscription_and_loses_nothing(
             conn.execute("ALTER SUBSCRIPTION lake_all SET (slot_name = NONE)")
             conn.execute("DROP SUBSCRIPTION lake_all")
             up.execute("SELECT pg_drop_replication_slot('lake_all')")
+
+
+def test_a_disabled_subscription_is_shown_as_such(upstream: str, conn: psycopg.Connection) -> None:
+    conn.execute("SELECT lake.enable_replica_maintenance('card_txn')")
+    conn.execute(f"CREATE SUBSCRIPTION lake_feed CONNECTION '{upstream}' PUBLICATION lake_feed")
+    try:
+        deadline = time.monotonic() + 30
+        while conn.execute("SELECT state FROM api.subscription_lag").fetchone() != ("streaming",):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        conn.execute("ALTER SUBSCRIPTION lake_feed DISABLE")
+        row = conn.execute("SELECT state, since_last_confirmed_seconds FROM api.subscription_lag").fetchone()
+        assert row == ("disabled", None)
+    finally:
+        conn.execute("ALTER SUBSCRIPTION lake_feed DISABLE")
+        conn.execute("DROP SUBSCRIPTION lake_feed")

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import httpx
 import psycopg
 import pytest
+from fastapi import HTTPException
 
 from app.lake import registry
 from app.settings import Settings
@@ -97,3 +98,45 @@ def test_a_revoked_key_is_refused_at_once(base: str, dsn: str, conn: psycopg.Con
     assert r.status_code == 401 and f"API key {key_id} is revoked" in r.text
     stored = conn.execute("SELECT secret_sha256 FROM lake.api_keys WHERE key_id = %s", (key_id,)).fetchone()
     assert stored is not None and key.split("_")[2] not in stored[0]  # only the hash is kept
+
+
+def test_the_key_cache_evicts_least_recently_used_and_forgets_unknown_ids_soon(
+    dsn: str, conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import secrets
+
+    from psycopg.conninfo import make_conninfo
+    from psycopg_pool import AsyncConnectionPool
+
+    from app.serve import auth
+
+    monkeypatch.setattr(auth, "CACHE_MAX", 20)
+    monkeypatch.setattr(auth, "UNKNOWN_SECONDS", 0.3)
+    key = new_key(dsn, "score")
+    key_id = key.split("_")[1]
+    made_up = f"clk_{'ab' * 6}_{'cd' * 32}"
+
+    async def run() -> None:
+        pool = AsyncConnectionPool(make_conninfo(dsn, user="contextlake_service"), min_size=1, max_size=2, open=False)
+        await pool.open()
+        try:
+            keys = auth.ApiKeys(pool, cache_seconds=60)
+            assert await keys.scopes(key) == frozenset({"score"})
+            for i in range(100):  # a flood of made-up ids, while the real key keeps being used
+                with pytest.raises(HTTPException):
+                    await keys.scopes(f"clk_{secrets.token_hex(6)}_{secrets.token_hex(32)}")
+                if i % 5 == 0:
+                    await keys.scopes(key)
+            assert len(keys._cache) == 20 and key_id in keys._cache  # recently used: never evicted
+            with pytest.raises(HTTPException, match="unknown API key"):
+                await keys.scopes(made_up)
+            registry.import_api_key(conn, "late", ["score"], made_up)  # issued after its id was looked up
+            with pytest.raises(HTTPException, match="unknown API key"):
+                await keys.scopes(made_up)  # still remembered as unknown...
+            await asyncio.sleep(0.35)
+            assert await keys.scopes(made_up) == frozenset({"score"})  # ...for a short time only
+        finally:
+            await pool.close()
+
+    asyncio.run(run())
