@@ -66,7 +66,9 @@ def test_every_setting_passed_to_the_service_is_one_it_reads(monkeypatch: pytest
     assert str(settings.decision_spill_dir) == env["CONTEXTLAKE_SPILL_DIR"]
     assert env["CONTEXTLAKE_SPILL_DIR"].startswith(SERVICES["service"]["volumes"][0].split(":")[1])
     # the password the migrate step gives the service role is the one the service connects with
-    assert SERVICES["migrate"]["environment"]["SERVICE_PASSWORD"] == urlsplit(env["CONTEXTLAKE_SERVICE_URL"]).password
+    given = re.match(r"\$\{(\w+)", SERVICES["migrate"]["environment"]["SERVICE_PASSWORD"])
+    used = re.match(r"\$\{(\w+)", urlsplit(env["CONTEXTLAKE_SERVICE_URL"]).password or "")
+    assert given and used and given.group(1) == used.group(1) == "CONTEXTLAKE_SERVICE_PASSWORD"
 
 
 def test_debezium_posts_to_the_services_cdc_route_with_the_key_migrate_registers() -> None:
@@ -146,5 +148,17 @@ def test_the_image_holds_the_project_migrate_applies() -> None:
 def test_the_image_serves_on_the_port_compose_publishes() -> None:
     cmd = re.search(r"^CMD (.*)$", (PROJECT_ROOT / "Dockerfile").read_text(), re.MULTILINE)
     assert cmd is not None and '"--port", "8000"' in cmd.group(1) and '"0.0.0.0"' in cmd.group(1)
-    assert SERVICES["service"]["ports"] == ["8000:8000"]
+    assert SERVICES["service"]["ports"] == ["127.0.0.1:8000:8000"]
+
+
+def test_the_stack_is_local_restarts_and_keeps_its_secrets_out_of_the_file() -> None:
+    for name, svc in SERVICES.items():
+        assert all(str(p).startswith("127.0.0.1:") for p in svc.get("ports", [])), name
+    for name in ("lake", "upstream"):  # over TCP, not the first-start server's socket
+        assert "-h 127.0.0.1" in " ".join(SERVICES[name]["healthcheck"]["test"]), name
+    assert "pg_isready" in SERVICES["migrate"]["command"][-1].split("contextlake migrate")[0]
+    assert SERVICES["debezium"]["restart"] == "unless-stopped" and SERVICES["service"]["restart"] == "unless-stopped"
+    assert SERVICES["debezium"]["environment"]["QUARKUS_LOG_CATEGORY__IO_DEBEZIUM_SERVER_HTTP__LEVEL"] == "WARN"
+    assert SERVICES["lake"]["environment"]["POSTGRES_PASSWORD"].startswith("${CONTEXTLAKE_LAKE_PASSWORD:?")
+    assert "${CONTEXTLAKE_LAKE_PASSWORD" in COMPOSE["x-lake-url"]
     assert Path(PROJECT_ROOT / ".dockerignore").read_text().count(".venv") == 1
