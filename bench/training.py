@@ -1,6 +1,6 @@
 """The training pipeline end to end, with its figures: generate, export, train, freshness cost.
 
-  generate         --cards cards over --days days into the lake (contextlake generate)
+  generate         --cards cards over --days days into the lake (python -m examples.cards generate)
   export-training  every event of the first --train-days + --test-days days, its vector as of just
                    before it, labels as known at the end of the generated period (so the test
                    period's chargebacks have had two weeks or more to arrive); rows/s with 1 and with

@@ -1,5 +1,6 @@
-"""Where `contextlake generate` writes: CSV or Parquet files loadable by `contextlake load`, or straight
-into the lake through the same idempotent landing (a second run lands nothing twice)."""
+"""Where the card generator (`python -m examples.cards generate`) writes: CSV or Parquet files loadable
+by `contextlake load`, or straight into the lake through the same idempotent landing (a second run lands
+nothing twice)."""
 
 from __future__ import annotations
 
