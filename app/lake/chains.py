@@ -94,6 +94,13 @@ def pending(chain: str, found: list[Migration], applied: list[Applied], where: P
             f"{newest:04d}"
         )
     for m in todo:
+        raw = m.path.read_bytes()
+        if b"\0" in raw:  # the server would read the script up to the NUL and silently drop the rest
+            raise MigrationError(f"{m.path} holds a NUL byte: a migration is SQL text")
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MigrationError(f"{m.path} is not UTF-8 text (byte {exc.start}): a migration is SQL text") from None
         statement = transaction_control(m.text)
         if statement is not None:
             raise MigrationError(

@@ -41,7 +41,7 @@ def load(root: Path) -> Project:
         )
     try:
         data = tomllib.loads(settings.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ProjectError(f"{settings}: {exc}") from None
     name = data.get("project", {}).get("name")
     if not isinstance(name, str) or not NAME.match(name) or name in RESERVED:

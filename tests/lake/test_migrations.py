@@ -252,3 +252,24 @@ def test_an_upgrade_does_not_stop_landing(conn: psycopg.Connection, dsn: str) ->
             svc.commit()
         upgrading.commit()
     assert conn.execute("SELECT card_txn_count FROM api.read_fraud_v1('c1')").fetchone() == (1,)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"SELECT 1;\x00DROP SCHEMA lake CASCADE;", "holds a NUL byte"), (b"SELECT '\xff';", "is not UTF-8 text")],
+)
+def test_a_migration_that_is_not_sql_text_is_refused(
+    conn: psycopg.Connection, dsn: str, tmp_path: Path, content: bytes, message: str
+) -> None:
+    project = copy_of_cards(tmp_path)
+    (project.migrations_dir / "0005_odd.sql").write_bytes(content)
+    before = catalog_rows(conn)
+    with pytest.raises(MigrationError, match=message):
+        migrate(dsn, project)
+    assert catalog_rows(conn) == before
+
+
+def test_a_settings_file_that_is_not_text_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "contextlake.toml").write_bytes(b"\xff\xfe")
+    with pytest.raises(ProjectError, match="contextlake.toml"):
+        load(tmp_path)
