@@ -31,6 +31,7 @@ KEY_FORMAT = re.compile(r"clk_([0-9a-f]{12})_([0-9a-f]{64})")
 CACHE_MAX = 10_000  # key ids remembered (known or not); the least recently used goes first
 UNKNOWN_SECONDS = 5.0  # how long an id with no key is remembered (a key created since is seen after this)
 LOOKUPS_AT_ONCE = 2  # lookups of ids the cache does not hold, in flight at once
+SCOPES_STATE = "api_key_scopes"  # request state: the scopes of the key a request carries, once checked
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,9 @@ def require(*scopes: str) -> Callable[[Request], Awaitable[None]]:
         keys: ApiKeys | None = request.app.state.api_keys
         if keys is None:  # CONTEXTLAKE_AUTH=off
             return
-        held = await keys.scopes(presented(request))
+        held = getattr(request.state, SCOPES_STATE, None)  # checked by the body guard already
+        if held is None:
+            held = await keys.scopes(presented(request))
         missing = [s for s in scopes if s not in held and "admin" not in held]
         if missing:
             raise HTTPException(403, f"this API key lacks the scope(s) {', '.join(missing)}")

@@ -13,7 +13,7 @@ from psycopg_pool import PoolTimeout
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.serve.auth import ApiKeys, presented
+from app.serve.auth import SCOPES_STATE, ApiKeys, presented
 
 INGEST_ROUTES = ("/v1/events", "/v1/cdc/debezium")
 
@@ -50,7 +50,8 @@ class BodyGuard:
         keys: ApiKeys | None = scope["app"].state.api_keys if hasattr(scope["app"].state, "api_keys") else None
         if keys is not None:
             try:
-                await keys.scopes(presented(request))
+                # Kept for the route's scope check (auth.require), which then does not look the key up again.
+                scope.setdefault("state", {})[SCOPES_STATE] = await keys.scopes(presented(request))
             except HTTPException as exc:
                 await _answer(send, exc.status_code, str(exc.detail), exc.headers)
                 return
