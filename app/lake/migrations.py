@@ -34,7 +34,6 @@ __all__ = ["MigrationError", "Plan", "migrate", "status"]
 ENGINE = "engine"
 LEGACY = "legacy"
 LEGACY_RELEASE_HEAD = 9  # the engine's last Alembic revision in release 0.1.0
-ADOPTED = "adopted"
 
 
 @dataclass

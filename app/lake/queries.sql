@@ -20,13 +20,6 @@ SELECT source, entity, grain, tile_start::text, problem FROM lake.verify_state()
 -- name: read_path_problems
 SELECT object, problem FROM lake.read_path_problems();
 
--- name: read_function
-SELECT read_function::oid::regproc::text, features
-  FROM lake.feature_sets
- WHERE name = %(feature_set)s AND (%(version)s::int IS NULL OR version = %(version)s::int)
- ORDER BY version DESC
- LIMIT 1;
-
 -- name: read_vector_by_name
 SELECT feature_set, version, entity, as_of, snapshot, features, ages, rules
   FROM api.read_vector(%(feature_set)s, %(entity)s, coalesce(%(as_of)s, now()), coalesce(%(request)s, '{}')::jsonb,
