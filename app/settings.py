@@ -4,6 +4,7 @@ written here and nowhere else (environment variables in brackets)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from psycopg.conninfo import make_conninfo
 from pydantic import AliasChoices, Field
@@ -62,12 +63,29 @@ class Settings(BaseSettings):
     """[CONTEXTLAKE_INGEST_BODY_BYTES] largest body of /v1/events and /v1/cdc/debezium (else 413)."""
     request_body_bytes: int = Field(1024 * 1024, gt=0)
     """[CONTEXTLAKE_REQUEST_BODY_BYTES] largest body of any other route, /v1/score and /v1/decide (else 413)."""
+    max_in_flight: int | None = Field(None, gt=0)
+    """[CONTEXTLAKE_MAX_IN_FLIGHT] requests in progress at once, per worker (default: 2 x pool_max)."""
+    max_waiting: int | None = Field(None, ge=0)
+    """[CONTEXTLAKE_MAX_WAITING] requests waiting for one of those slots (default: 2 x pool_max); past it 503."""
+    max_wait_ms: float = Field(10.0, ge=0)
+    """[CONTEXTLAKE_MAX_WAIT_MS] longest wait for a slot, shortened by a request's X-Request-Timeout-Ms; then 503."""
+    cdc_rejects: Literal["dead_letter", "refuse"] = "dead_letter"
+    """[CONTEXTLAKE_CDC_REJECTS] a change event the lake refuses: kept in lake.cdc_dead_letters and answered 200
+    naming it (dead_letter), or answered 422 so the sender redelivers it (refuse)."""
     spill_dir: Path | None = None
     """[CONTEXTLAKE_SPILL_DIR] unwritten decisions at shutdown (default: decision-spill in `home`)."""
 
     @property
     def lake_home(self) -> Path:
         return self.home.resolve()
+
+    @property
+    def admission_limit(self) -> int:
+        return self.max_in_flight or 2 * self.pool_max
+
+    @property
+    def admission_queue(self) -> int:
+        return self.max_waiting if self.max_waiting is not None else 2 * self.pool_max
 
     @property
     def owner_url(self) -> str:

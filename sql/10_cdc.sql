@@ -178,3 +178,61 @@ SELECT upstream_table, count(*) AS changes,
  WHERE applied_at > now() - lake.setting('lag_window')::interval AND source_ts IS NOT NULL
  GROUP BY upstream_table;
 COMMENT ON VIEW lake.cdc_lag IS 'per upstream table: p50/p99/max of applied minus source commit time (source.ts_ms)';
+
+-- Keeps refused change events (json objects: event, reason, upstream_table, lsn, op) so that capture
+-- goes on: a redelivered one counts an attempt on its row (and reopens it if it was resolved). Returns
+-- each given index with its dead letter's id. Runs as the lake's owner.
+CREATE OR REPLACE FUNCTION lake.dead_letter_changes(p_rejects jsonb)
+RETURNS TABLE (idx int, id bigint)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN QUERY
+    WITH given AS (
+        SELECT (e.i - 1)::int AS idx, e.v ->> 'event' AS event, sha256(convert_to(e.v ->> 'event', 'UTF8')) AS sha,
+               e.v ->> 'reason' AS reason, e.v ->> 'upstream_table' AS upstream_table,
+               (e.v ->> 'lsn')::bigint AS lsn, e.v ->> 'op' AS op
+          FROM jsonb_array_elements(p_rejects) WITH ORDINALITY AS e(v, i)
+    ), kept AS (
+        INSERT INTO lake.cdc_dead_letters AS d (event, event_sha256, upstream_table, lsn, op, reason)
+        SELECT f.event, f.sha, f.upstream_table, f.lsn, f.op, f.reason  -- in arrival order, once each
+          FROM (SELECT DISTINCT ON (g.sha) g.* FROM given g ORDER BY g.sha, g.idx) f ORDER BY f.idx
+        ON CONFLICT (event_sha256) DO UPDATE
+            SET attempts = d.attempts + 1, last_seen_at = now(), reason = EXCLUDED.reason,
+                resolved_at = NULL, resolution = NULL
+        RETURNING d.id, d.event_sha256
+    )
+    SELECT g.idx, k.id FROM given g JOIN kept k ON k.event_sha256 = g.sha ORDER BY g.idx;
+END $$;
+COMMENT ON FUNCTION lake.dead_letter_changes(jsonb) IS
+    'keeps refused change events in lake.cdc_dead_letters, once each by their text (a repeat counts an attempt)';
+
+-- Settles dead letters after a replay or by hand: each id with its outcome ('landed', 'duplicate',
+-- 'ignored', 'discarded') is resolved; with 'rejected' it stays open with the new reason and one more attempt.
+CREATE OR REPLACE FUNCTION lake.settle_dead_letters(p_outcomes jsonb)
+RETURNS int
+LANGUAGE sql AS $$
+    WITH o AS (
+        SELECT (x ->> 'id')::bigint AS id, x ->> 'status' AS status, x ->> 'reason' AS reason
+          FROM jsonb_array_elements(p_outcomes) AS x
+    ), done AS (
+        UPDATE lake.cdc_dead_letters d
+           SET resolved_at = CASE WHEN o.status = 'rejected' THEN NULL ELSE now() END,
+               resolution = CASE WHEN o.status = 'rejected' THEN NULL ELSE o.status END,
+               reason = coalesce(o.reason, d.reason),
+               attempts = d.attempts + CASE WHEN o.status = 'discarded' THEN 0 ELSE 1 END,
+               last_seen_at = CASE WHEN o.status = 'discarded' THEN d.last_seen_at ELSE now() END
+          FROM o WHERE d.id = o.id
+        RETURNING 1
+    )
+    SELECT count(*)::int FROM done
+$$;
+COMMENT ON FUNCTION lake.settle_dead_letters(jsonb) IS
+    'resolves replayed or discarded dead letters; a replay refused again keeps its letter open with the new reason';
+
+-- Open dead letters per upstream table, for monitors and psql.
+CREATE OR REPLACE VIEW lake.cdc_dead_letters_open AS
+SELECT coalesce(upstream_table, '(unreadable)') AS upstream_table, count(*) AS open,
+       min(first_seen_at) AS oldest, max(last_seen_at) AS newest, sum(attempts) AS attempts
+  FROM lake.cdc_dead_letters WHERE resolved_at IS NULL
+ GROUP BY 1;
+COMMENT ON VIEW lake.cdc_dead_letters_open IS 'per upstream table: dead letters not yet replayed or discarded';

@@ -77,6 +77,12 @@ CREATE OR REPLACE VIEW api.ingest_lag AS SELECT * FROM api.ingest_lag_now();
 COMMENT ON VIEW api.ingest_lag IS 'per landing table: p50/p95/p99/max of landed minus event time over lake.settings lag_window';
 
 -- Per upstream table: applied minus source commit time of change data capture.
+CREATE OR REPLACE FUNCTION api.cdc_dead_letters_open_now() RETURNS SETOF lake.cdc_dead_letters_open
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$ SELECT * FROM lake.cdc_dead_letters_open $$;
+COMMENT ON FUNCTION api.cdc_dead_letters_open_now() IS 'lake.cdc_dead_letters_open for callers without access to the lake''s tables';
+CREATE OR REPLACE VIEW api.cdc_dead_letters_open AS SELECT * FROM api.cdc_dead_letters_open_now();
+COMMENT ON VIEW api.cdc_dead_letters_open IS 'per upstream table: change events refused and kept, not yet replayed or discarded';
+
 CREATE OR REPLACE FUNCTION api.cdc_lag_now() RETURNS SETOF lake.cdc_lag
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$ SELECT * FROM lake.cdc_lag $$;
 COMMENT ON FUNCTION api.cdc_lag_now() IS 'lake.cdc_lag for callers without access to the lake''s tables';
@@ -127,6 +133,12 @@ CREATE OR REPLACE FUNCTION api.apply_changes(p_changes jsonb)
 RETURNS TABLE (idx int, status text, reason text)
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$ SELECT * FROM lake.apply_changes(p_changes) $$;
 COMMENT ON FUNCTION api.apply_changes(jsonb) IS 'applies Debezium change events once each by source position (POST /v1/cdc/debezium)';
+
+-- Keeps change events the lake refused (the Debezium endpoint in its dead-letter mode).
+CREATE OR REPLACE FUNCTION api.dead_letter_changes(p_rejects jsonb)
+RETURNS TABLE (idx int, id bigint)
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$ SELECT * FROM lake.dead_letter_changes(p_rejects) $$;
+COMMENT ON FUNCTION api.dead_letter_changes(jsonb) IS 'keeps refused Debezium change events in the dead-letter table (POST /v1/cdc/debezium)';
 
 -- Decide-and-commit: the entity's transaction-level lock, and what was already decided for the event.
 CREATE OR REPLACE FUNCTION api.lock_entity(p_source text, p_entity text, p_event jsonb, p_lock_timeout text DEFAULT '1s')

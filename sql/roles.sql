@@ -65,10 +65,11 @@ END $$;
 
 -- Both: the catalog, the registry, freshness and lag, and reading vectors.
 GRANT SELECT ON api.sources, api.features, api.feature_sets, api.rules, api.labels, api.models, api.cdc_mappings,
-                api.settings, api.feature_freshness, api.ingest_lag, api.cdc_lag, api.subscription_lag
+                api.settings, api.feature_freshness, api.ingest_lag, api.cdc_lag, api.subscription_lag,
+                api.cdc_dead_letters_open
    TO contextlake_service, contextlake_analyst;
 GRANT EXECUTE ON FUNCTION api.feature_freshness_now(), api.ingest_lag_now(), api.ingest_lag_over(interval),
-                          api.cdc_lag_now(), api.subscription_lag_now(),
+                          api.cdc_lag_now(), api.subscription_lag_now(), api.cdc_dead_letters_open_now(),
                           api.read_vector(text, text, timestamptz, jsonb, int)
    TO contextlake_service, contextlake_analyst;
 
@@ -77,7 +78,8 @@ GRANT SELECT ON api.decisions TO contextlake_analyst;
 
 -- The service: its key check and its writes, each through a function that runs as the owner.
 GRANT EXECUTE ON FUNCTION api.api_key(text), api.land_events(text, jsonb), api.apply_changes(jsonb),
-                          api.lock_entity(text, text, jsonb, text), api.land_event(text, text, jsonb),
+                          api.dead_letter_changes(jsonb), api.lock_entity(text, text, jsonb, text),
+                          api.land_event(text, text, jsonb),
                           api.log_decisions(jsonb)
    TO contextlake_service;
 

@@ -9,7 +9,7 @@ import sys
 import psycopg
 import pydantic
 
-from app.cli import admin, data, lake, serve, train
+from app.cli import admin, cdc, data, lake, serve, train
 from app.lake.cluster import EmbeddedError
 from app.lake.migrations import MigrationError
 from app.lake.project import ProjectError
@@ -28,6 +28,7 @@ def parser() -> argparse.ArgumentParser:
     serve.register(sub)
     admin.register(sub)
     data.register(sub)
+    cdc.register(sub)
     train.register(sub)
     return p
 

@@ -8,6 +8,7 @@ import os
 
 from app.cli import context
 from app.lake.migrations import migrate
+from app.serve.shedding import SheddingProtocol
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -27,6 +28,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         log_level="info",
         access_log=args.access_log,
+        http=SheddingProtocol,
     )
     return 0
 

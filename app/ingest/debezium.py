@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+
+from app.serve.jsonvalues import problem_in
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -162,3 +165,60 @@ def read_event(event: Any, decode_hints: dict[str, dict[str, str]]) -> Change | 
     image = payload.get(side)
     row = {} if op == "t" else _row(image, _row_fields(schema, side), decode_hints.get(table, {}))
     return Change(table, op, lsn, ts_ms, row)
+
+
+def decode_batch(
+    events: list[Any], decode_hints: dict[str, dict[str, str]]
+) -> tuple[list[tuple[int, Change]], list[dict[str, Any]], int]:
+    """The changes a post carries, by their index in it; the events that cannot be read (index and
+    reason); and how many were heartbeats or messages."""
+    changes: list[tuple[int, Change]] = []
+    rejected: list[dict[str, Any]] = []
+    ignored = 0
+    for i, ev in enumerate(events):
+        try:
+            if (problem := problem_in(ev)) is not None:  # NaN, infinity, NUL, lone surrogate: named
+                raise BadEvent(problem)
+            change = read_event(ev, decode_hints)
+        except BadEvent as exc:
+            rejected.append({"index": i, "reason": str(exc)})
+            continue
+        if change is None:
+            ignored += 1
+        else:
+            changes.append((i, change))
+    return changes, rejected, ignored
+
+
+def event_text(event: Any) -> str:
+    """A posted event as JSON text that keeps it whole: keys sorted (a redelivery reads the same),
+    every non-ASCII character escaped, so a NUL or a lone surrogate survives as its escape."""
+    return json.dumps(event, ensure_ascii=True, sort_keys=True, separators=(",", ":"))
+
+
+def _clean(value: Any) -> str | None:
+    return value if isinstance(value, str) and problem_in(value) is None else None
+
+
+def dead_letter(event: Any, reason: str) -> dict[str, Any]:
+    """A refused event as the dead-letter table keeps it: its text, the reason, and its upstream table,
+    source position and op where they can be read."""
+    letter: dict[str, Any] = {"event": event_text(event), "reason": reason}
+    if not isinstance(event, dict):
+        return letter
+    if "specversion" in event:
+        schema, table = event.get("iodebeziumschema"), event.get("iodebeziumtable")
+        lsn, op = event.get("iodebeziumlsn"), event.get("iodebeziumop")
+    else:
+        wrapped = event.get("payload")
+        body: dict[str, Any] = wrapped if isinstance(wrapped, dict) and "schema" in event else event
+        given = body.get("source")
+        source: dict[str, Any] = given if isinstance(given, dict) else {}
+        schema, table, lsn, op = source.get("schema"), source.get("table"), source.get("lsn"), body.get("op")
+    if _clean(schema) and _clean(table):
+        letter["upstream_table"] = f"{schema}.{table}"
+    if isinstance(lsn, int) and not isinstance(lsn, bool) and 0 <= lsn <= LSN_MAX:
+        letter["lsn"] = lsn
+    if (cleaned := _clean(op)) and len(cleaned) <= 8:
+        letter["op"] = cleaned
+    return letter

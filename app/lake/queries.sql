@@ -272,3 +272,16 @@ INSERT INTO lake.engine_objects (kind, identity) VALUES (%s, %s);
 
 -- name: regenerate
 SELECT kind, name FROM lake.regenerate();
+
+-- name: dead_letter_changes
+SELECT idx, id FROM api.dead_letter_changes(%(rejects)s);
+
+-- name: open_dead_letters
+-- Dead letters still open (or all of them), oldest first; ids = NULL means every one.
+SELECT id, first_seen_at, last_seen_at, attempts, upstream_table, lsn, op, reason, resolution, event
+  FROM lake.cdc_dead_letters
+ WHERE (%(all)s OR resolved_at IS NULL) AND (%(ids)s::bigint[] IS NULL OR id = ANY (%(ids)s::bigint[]))
+ ORDER BY id;
+
+-- name: settle_dead_letters
+SELECT lake.settle_dead_letters(%(outcomes)s);

@@ -10,17 +10,25 @@ from contextlib import contextmanager
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
 
 from app.lake.cluster import free_port
 from app.serve.main import create_app
+from app.serve.shedding import SheddingProtocol
 from app.settings import Settings
 
 
 @contextmanager
-def serving(settings: Settings, api_key: str | None = None, ready: bool = True) -> Iterator[httpx.Client]:
-    """Serve until the block ends (then a clean shutdown); with `ready`, wait for /readyz first."""
+def serving(
+    settings: Settings, api_key: str | None = None, ready: bool = True, app: FastAPI | None = None
+) -> Iterator[httpx.Client]:
+    """Serve until the block ends (then a clean shutdown); with `ready`, wait for /readyz first. `app`:
+    an app made by create_app(settings) that the caller added to, instead of a new one."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    config = uvicorn.Config(
+        app or create_app(settings), host="127.0.0.1", port=port, log_level="warning", http=SheddingProtocol
+    )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -11,9 +11,11 @@ from psycopg_pool import AsyncConnectionPool
 
 from app import __version__
 from app.serve import errors
+from app.serve.admission import Admission, AdmissionControl
 from app.serve.auth import ApiKeys
 from app.serve.decision_log import DecisionWriter
 from app.serve.entity_gate import EntityGate
+from app.serve.failsafe import Failsafe
 from app.serve.guard import BodyGuard
 from app.serve.listener import Listener
 from app.serve.logs import redact_keys
@@ -75,8 +77,14 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="contextlake", version=__version__, lifespan=lifespan)
     app.state.metrics = Metrics()
-    # Outermost last: timing sees every answer, the guard's 401 and 413 included.
+    # Outermost last: timing sees every answer (the failsafe's 500, admission's 503, the guard's 401 and
+    # 413); admission refuses before the guard looks a key up or reads a body.
     app.add_middleware(BodyGuard, ingest_bytes=settings.ingest_body_bytes, request_bytes=settings.request_body_bytes)
+    app.state.admission = AdmissionControl(
+        app.state.metrics, settings.admission_limit, settings.admission_queue, settings.max_wait_ms
+    )
+    app.add_middleware(Admission, control=app.state.admission)
+    app.add_middleware(Failsafe)
     app.add_middleware(TimingMiddleware, metrics=app.state.metrics)
 
     errors.install(app)

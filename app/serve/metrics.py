@@ -54,6 +54,17 @@ class Metrics:
         self.log_written = Gauge(
             "contextlake_decision_log_written", "decisions logged by the batched writer", registry=r
         )
+        self.dead_letters = Counter(
+            "contextlake_cdc_dead_letters_total",
+            "change events refused by the lake and kept in lake.cdc_dead_letters",
+            registry=r,
+        )
+        self.admission = Gauge(
+            "contextlake_admission_requests", "requests in progress and waiting for a slot", ["state"], registry=r
+        )
+        self.shed = Counter(
+            "contextlake_shed_requests_total", "requests refused with 503 by admission control", ["reason"], registry=r
+        )
         self._age_children: dict[tuple[str, str], Histogram] = {}
 
     def observe_ages(self, feature_set: str, ages: dict[str, float | None]) -> None:

@@ -38,7 +38,9 @@ def updates_are_events(conn: psycopg.Connection) -> None:
 
 @pytest.fixture
 def client(dsn: str) -> Iterator[httpx.Client]:
-    with serving(Settings(database_url=dsn), new_key(dsn, "ingest")) as c:
+    """The service refusing bad changes with a 422 (CONTEXTLAKE_CDC_REJECTS=refuse), so that the tests
+    here see every refusal in the answer; tests/ingest/test_dead_letters.py covers the default mode."""
+    with serving(Settings(database_url=dsn, cdc_rejects="refuse"), new_key(dsn, "ingest")) as c:
         yield c
 
 

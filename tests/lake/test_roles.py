@@ -20,15 +20,18 @@ from tests.cards import land_txn
 READ_VIEWS = {
     "api.sources", "api.features", "api.feature_sets", "api.rules", "api.labels", "api.models", "api.cdc_mappings",
     "api.settings", "api.feature_freshness", "api.ingest_lag", "api.cdc_lag", "api.subscription_lag",
+    "api.cdc_dead_letters_open",
 }  # fmt: skip
 READ_FUNCTIONS = {
     "api.feature_freshness_now()", "api.ingest_lag_now()", "api.ingest_lag_over(interval)", "api.cdc_lag_now()",
-    "api.subscription_lag_now()", "api.read_vector(text,text,timestamp with time zone,jsonb,integer)",
+    "api.subscription_lag_now()", "api.cdc_dead_letters_open_now()",
+    "api.read_vector(text,text,timestamp with time zone,jsonb,integer)",
     "api.read_fraud_v1(text,timestamp with time zone,jsonb)",
 }  # fmt: skip
 SERVICE_FUNCTIONS = {
     "api.api_key(text)", "api.land_events(text,jsonb)", "api.apply_changes(jsonb)",
-    "api.lock_entity(text,text,jsonb,text)", "api.land_event(text,text,jsonb)", "api.log_decisions(jsonb)",
+    "api.dead_letter_changes(jsonb)", "api.lock_entity(text,text,jsonb,text)", "api.land_event(text,text,jsonb)",
+    "api.log_decisions(jsonb)",
 }  # fmt: skip
 
 PRIVILEGES = (Path(__file__).parent / "privileges.sql").read_text()
