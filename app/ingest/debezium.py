@@ -20,7 +20,7 @@ import binascii
 import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from app.serve.jsonvalues import problem_in
@@ -57,6 +57,10 @@ def decode_value(value: Any, name: str | None, parameters: dict[str, Any] | None
     """One column value by its Connect logical type name (or a mapping's decode hint)."""
     if value is None or name is None:
         return value
+    if not isinstance(name, str):
+        raise BadEvent(f"a Connect type name is text, not {name!r}")
+    if parameters is not None and not isinstance(parameters, dict):
+        raise BadEvent(f"the parameters of a Connect type are an object, not {parameters!r}")
     if name == "org.apache.kafka.connect.data.Decimal" or name.startswith("decimal:"):
         scale = int((parameters or {}).get("scale", 0)) if not name.startswith("decimal:") else int(name[8:])
         return str(Decimal(_unscaled(value)).scaleb(-scale))
@@ -85,6 +89,8 @@ def _row(image: Any, fields: dict[str, dict[str, Any]], hints: dict[str, str]) -
                 out[col] = decode_value(value, spec.get("name"), spec.get("parameters"))
             else:
                 out[col] = decode_value(value, hints.get(col), None)
+        except InvalidOperation:  # a scale past what a decimal can hold
+            raise BadEvent(f"column {col}: a decimal scale out of range") from None
         except (TypeError, ValueError, OverflowError) as exc:
             raise BadEvent(f"column {col}: {exc}") from None
     return out
@@ -93,9 +99,18 @@ def _row(image: Any, fields: dict[str, dict[str, Any]], hints: dict[str, str]) -
 def _row_fields(schema: Any, side: str) -> dict[str, dict[str, Any]]:
     if not isinstance(schema, dict):
         return {}
-    for f in schema.get("fields", []):
+    fields = schema.get("fields", [])
+    if not isinstance(fields, list):
+        raise BadEvent(f"schema.fields is a list of the envelope's fields, not {fields!r}")
+    for f in fields:
         if isinstance(f, dict) and f.get("field") == side:
-            return {c["field"]: c for c in f.get("fields", []) if isinstance(c, dict) and "field" in c}
+            columns = f.get("fields", [])
+            if not isinstance(columns, list):
+                raise BadEvent(f"schema.fields of {side} is a list of its columns, not {columns!r}")
+            named = [c for c in columns if isinstance(c, dict) and "field" in c]
+            if bad := [c["field"] for c in named if not isinstance(c["field"], str)]:
+                raise BadEvent(f"schema.fields of {side}: a column name is text, not {bad[0]!r}")
+            return {c["field"]: c for c in named}
     return {}
 
 
