@@ -8,6 +8,7 @@ so a swap never fails a request in flight.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -89,6 +90,10 @@ class ModelStore:
                 self.load_errors = {k: v for k, v in self.load_errors.items() if not k.startswith(f"{name} v")}
                 self.load_errors.update(errors)
             self.loaded = True
+            # What exists now (imported modules, the app, the models) lives as long as the service: out
+            # of the cyclic collector's way, so a full collection under load walks the requests' objects
+            # only (seen without it: a 190 ms pause of the event loop, every request of that moment late).
+            gc.freeze()
             log.info("models serving: %s", self.describe())
 
     async def on_notify(self, name: str) -> None:
