@@ -170,7 +170,24 @@ class Cluster:
     def running(self) -> bool:
         if not self.initialised():
             return False
-        return self._run("pg_ctl", "status", "-D", str(self.datadir), ok=(0, 3, 4)).returncode == 0
+        if self._run("pg_ctl", "status", "-D", str(self.datadir), ok=(0, 3, 4)).returncode != 0:
+            return False
+        # A postmaster killed outright (kill -9, OOM) stays a zombie until whoever adopted it reaps it,
+        # and pg_ctl takes a zombie's pid for a running server; a new postmaster refuses to start until
+        # the pid is gone. Wait for that (a minimal init reaps seconds later), then say it is down.
+        pid = self._postmaster_pid()
+        deadline = time.monotonic() + 30
+        while pid is not None and _is_zombie(pid):
+            if time.monotonic() > deadline:
+                raise EmbeddedError(f"the dead postmaster {pid} of {self.datadir} is not reaped; it holds its pid")
+            time.sleep(0.1)
+        return pid is None or os.path.exists(f"/proc/{pid}") or not os.path.isdir("/proc")
+
+    def _postmaster_pid(self) -> int | None:
+        try:
+            return int((self.datadir / "postmaster.pid").read_text(encoding="utf-8").split("\n", 1)[0])
+        except (OSError, ValueError):
+            return None
 
     def start(self) -> None:
         """Start the server (initialising it first) and create the lake database."""
@@ -210,6 +227,15 @@ class Cluster:
     def destroy(self) -> None:
         self.stop()
         shutil.rmtree(self.home, ignore_errors=True)
+
+
+def _is_zombie(pid: int) -> bool:
+    """The process has exited and waits to be reaped (Linux's /proc; elsewhere: never)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] == "Z"
 
 
 @contextmanager
