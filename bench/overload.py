@@ -25,16 +25,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psycopg
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.lake import registry  # noqa: E402
-from app.lake.migrations import migrate  # noqa: E402
-from app.lake.queries import query  # noqa: E402
 from bench.common import fresh_database, server, service  # noqa: E402
-from bench.service import model_onnx  # noqa: E402
-from examples.cards.sql import cards_project  # noqa: E402
+from bench.service import prepare_lake  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 # wrk runs one thread per connection; confined to the last core, so that two hundred runnable
@@ -95,15 +89,7 @@ def main() -> None:
         sys.exit("bench/overload.py needs wrk: apt-get install wrk")
     with server() as base:
         dsn, _ = fresh_database(base, "bench_overload")
-        migrate(dsn, cards_project())
-        with psycopg.connect(dsn) as conn:
-            conn.execute((HERE / "service_setup.sql").read_text())
-            k = len(conn.execute(query("model_inputs"), {"feature_set": "fraud", "version": 1}).fetchall())
-            registry.register_model(conn, "fraud", model_onnx(k), "fraud", status="active")
-            key = registry.create_api_key(conn, "bench", ["score"])[1]
-            conn.commit()
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("VACUUM ANALYZE")
+        key = prepare_lake(dsn, ["score"])
         runs: dict[str, list[dict[str, dict[str, float]]]] = {}
         with service(dsn) as admitted, service(dsn, CONTEXTLAKE_MAX_IN_FLIGHT="1000000") as unshedded:
             for url in (admitted, unshedded):

@@ -63,6 +63,21 @@ def model_onnx(k: int) -> bytes:
     return to_onnx(model, x[:1], options={"zipmap": False}).SerializeToString()
 
 
+def prepare_lake(dsn: str, scopes: list[str]) -> str:
+    """The card example migrated, the quiet cards' events landed, the tree model active, vacuumed;
+    returns an API key of `scopes`."""
+    migrate(dsn, cards_project())
+    with psycopg.connect(dsn) as conn:
+        conn.execute((HERE / "service_setup.sql").read_text())
+        k = len(conn.execute(query("model_inputs"), {"feature_set": "fraud", "version": 1}).fetchall())
+        registry.register_model(conn, "fraud", model_onnx(k), "fraud", status="active")
+        key = registry.create_api_key(conn, "bench", scopes)[1]
+        conn.commit()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+    return key
+
+
 def summary(name: str, latencies: list[float], seconds: float, errors: int) -> dict[str, float]:
     q = statistics.quantiles(latencies, n=100)
     rate = len(latencies) / seconds
@@ -139,15 +154,7 @@ def main() -> None:
     args = ap.parse_args()
     with server() as base:
         dsn, _ = fresh_database(base, "bench_service")
-        migrate(dsn, cards_project())
-        with psycopg.connect(dsn) as conn:
-            conn.execute((HERE / "service_setup.sql").read_text())
-            k = len(conn.execute(query("model_inputs"), {"feature_set": "fraud", "version": 1}).fetchall())
-            registry.register_model(conn, "fraud", model_onnx(k), "fraud", status="active")
-            key = registry.create_api_key(conn, "bench", ["score", "ingest"])[1]
-            conn.commit()
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("VACUUM ANALYZE")
+        key = prepare_lake(dsn, ["score", "ingest"])
         with service(dsn, CONTEXTLAKE_POOL_MAX=str(args.clients)) as url:
             print(f"{args.clients} concurrent clients, {args.seconds:.0f} s each, quiet cards:", flush=True)
             asyncio.run(http_load(url, key, "/v1/score", args.clients, 2, "warm-up (prepared statements, sessions)"))
