@@ -64,9 +64,9 @@ class Settings(BaseSettings):
     request_body_bytes: int = Field(1024 * 1024, gt=0)
     """[CONTEXTLAKE_REQUEST_BODY_BYTES] largest body of any other route, /v1/score and /v1/decide (else 413)."""
     max_in_flight: int | None = Field(None, gt=0)
-    """[CONTEXTLAKE_MAX_IN_FLIGHT] requests in progress at once, per worker (default: half of pool_max, at least 2)."""
+    """[CONTEXTLAKE_MAX_IN_FLIGHT] requests in progress at once, per worker (default: 2 x pool_max)."""
     max_waiting: int | None = Field(None, ge=0)
-    """[CONTEXTLAKE_MAX_WAITING] requests waiting for one of those slots (default: half of pool_max); past it 503."""
+    """[CONTEXTLAKE_MAX_WAITING] requests waiting for one of those slots (default: 2 x pool_max); past it 503."""
     max_wait_ms: float = Field(10.0, ge=0)
     """[CONTEXTLAKE_MAX_WAIT_MS] longest wait for a slot, shortened by a request's X-Request-Timeout-Ms; then 503."""
     cdc_rejects: Literal["dead_letter", "refuse"] = "dead_letter"
@@ -81,13 +81,13 @@ class Settings(BaseSettings):
 
     @property
     def admission_limit(self) -> int:
-        # A worker is bound by its one core: more requests in progress than it advances in a few
-        # milliseconds only lengthen every turn of its event loop, refusals' included.
-        return self.max_in_flight or max(2, self.pool_max // 2)
+        # Room for decisions that wait on an entity's lock (they hold their slot while they wait);
+        # a CPU-bound deployment answers faster with fewer (docs/http-api.md, Overload).
+        return self.max_in_flight or 2 * self.pool_max
 
     @property
     def admission_queue(self) -> int:
-        return self.max_waiting if self.max_waiting is not None else self.pool_max // 2
+        return self.max_waiting if self.max_waiting is not None else 2 * self.pool_max
 
     @property
     def owner_url(self) -> str:

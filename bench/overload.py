@@ -1,7 +1,8 @@
 """Benchmark: admission control under overload, with wrk (a C load generator), in one run.
 
-`contextlake serve` (one worker, default pool) twice on the same lake: with its default admission
-control, and with admission control off (every request admitted: the unshedded service). wrk posts
+`contextlake serve` (one worker, default pool) twice on the same lake: with admission control
+(--max-in-flight, --max-waiting; 5 and 5 by default, the better setting for this CPU-bound worker),
+and with admission control off (every request admitted: the unshedded service). wrk posts
 /v1/score for random quiet cards from C connections, one connection per wrk thread, so that
 bench/wrk/classified.lua times each request and splits the latencies by answer (200, 503, other).
 Rounds alternate the runs; a run's figures are its accepted (200) and shed (503) rates and p50/p99.
@@ -84,6 +85,8 @@ def main() -> None:
     ap.add_argument("--low", type=int, default=16, help="connections of the reference run")
     ap.add_argument("--high", type=int, default=200, help="connections of the overload runs")
     ap.add_argument("--overload", type=float, default=2.0, help="paced runs offer this multiple of the capacity")
+    ap.add_argument("--max-in-flight", type=int, default=5, help="CONTEXTLAKE_MAX_IN_FLIGHT of the admitting service")
+    ap.add_argument("--max-waiting", type=int, default=5, help="CONTEXTLAKE_MAX_WAITING of the admitting service")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench/overload.py needs wrk: apt-get install wrk")
@@ -91,13 +94,18 @@ def main() -> None:
         dsn, _ = fresh_database(base, "bench_overload")
         key = prepare_lake(dsn, ["score"])
         runs: dict[str, list[dict[str, dict[str, float]]]] = {}
-        with service(dsn) as admitted, service(dsn, CONTEXTLAKE_MAX_IN_FLIGHT="1000000") as unshedded:
+        limits = {
+            "CONTEXTLAKE_MAX_IN_FLIGHT": str(args.max_in_flight),
+            "CONTEXTLAKE_MAX_WAITING": str(args.max_waiting),
+        }
+        with service(dsn, **limits) as admitted, service(dsn, CONTEXTLAKE_MAX_IN_FLIGHT="1000000") as unshedded:
             for url in (admitted, unshedded):
                 wrk(url, key, args.low, 3)  # warm-up: prepared statements, model sessions
             capacity = wrk(admitted, key, args.low, 5)["200"]["rate"]
             offered = args.overload * capacity
             print(
-                f"one worker each, {args.seconds:.0f} s per run, {args.rounds} rounds, quiet cards; capacity "
+                f"one worker each ({args.max_in_flight} in progress and {args.max_waiting} waiting with admission), "
+                f"{args.seconds:.0f} s per run, {args.rounds} rounds, quiet cards; capacity "
                 f"{capacity:,.0f}/s at c{args.low}; paced runs offer {offered:,.0f}/s ({args.overload:g}x) "
                 f"from {args.high} connections",
                 flush=True,
