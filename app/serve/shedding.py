@@ -46,6 +46,7 @@ class SheddingProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.admission = _admission_of(self.app)
+        self.refused = _Refused()  # one per connection: nothing is allocated per refusal
 
     def on_headers_complete(self) -> None:
         control = self.admission
@@ -61,7 +62,7 @@ class SheddingProtocol(HttpToolsProtocol):
                 self.scope["state"][HELD] = True
             elif control.refuses_at_once(deadline_ms(self.headers)):
                 self.transport.write(REFUSAL)
-                self.cycle = _Refused()  # type: ignore[assignment]
+                self.cycle = self.refused  # type: ignore[assignment]
                 if self.parser.get_http_version() == "1.0" or not self.parser.should_keep_alive():
                     self.transport.close()
                     return
